@@ -1,0 +1,175 @@
+//! The expiring seen-set of `detection_oid`s, and ids of batches not yet committed.
+//!
+//! Expiry follows *arrival* time (the ingest clock), not event time: duplicates come from
+//! upstream retries, which are close together in arrival whatever the camera's clock said, and
+//! a camera with a wrong clock or a replay of old data must neither evict fresh ids nor pin
+//! stale ones. An id is kept for at least the horizon and at most the horizon plus one
+//! generation span: ids live in a few time-sliced generations (plain open-addressing sets of
+//! `u64`, about 9 bytes a slot) and a whole generation is dropped once its newest id is older
+//! than the horizon, so expiry costs nothing per id.
+
+use hashbrown::HashSet;
+use rustc_hash::FxBuildHasher;
+
+type IdSet = HashSet<u64, FxBuildHasher>;
+
+/// Generations per horizon: more means tighter expiry but more sets to probe per lookup.
+const GENERATIONS_PER_HORIZON: i64 = 4;
+
+struct Generation {
+    start_ms: i64,
+    ids: IdSet,
+}
+
+/// Ids seen (committed) within the horizon.
+pub struct SeenSet {
+    horizon_ms: i64,
+    span_ms: i64,
+    /// Sorted by `start_ms`, oldest first.
+    generations: Vec<Generation>,
+}
+
+impl SeenSet {
+    pub fn new(horizon_ms: i64) -> Self {
+        let horizon_ms = horizon_ms.max(1);
+        let span_ms = (horizon_ms / GENERATIONS_PER_HORIZON).max(1);
+        SeenSet { horizon_ms, span_ms, generations: Vec::new() }
+    }
+
+    pub fn horizon_ms(&self) -> i64 {
+        self.horizon_ms
+    }
+
+    pub fn contains(&self, id: u64) -> bool {
+        self.generations.iter().rev().any(|g| g.ids.contains(&id))
+    }
+
+    /// Records `id` as seen at `at_ms`; ids already older than the horizon at `now_ms` are skipped.
+    pub fn insert(&mut self, id: u64, at_ms: i64, now_ms: i64) {
+        if at_ms.saturating_add(self.horizon_ms) < now_ms {
+            return;
+        }
+        let start_ms = at_ms - at_ms.rem_euclid(self.span_ms);
+        let index = match self.generations.binary_search_by_key(&start_ms, |g| g.start_ms) {
+            Ok(index) => index,
+            Err(index) => {
+                self.generations.insert(index, Generation { start_ms, ids: IdSet::default() });
+                index
+            }
+        };
+        self.generations[index].ids.insert(id);
+    }
+
+    /// Reserves room for `additional` ids arriving at `at_ms`, so a bulk load grows once.
+    pub fn reserve(&mut self, additional: usize, at_ms: i64) {
+        self.insert(0, at_ms, at_ms);
+        let start_ms = at_ms - at_ms.rem_euclid(self.span_ms);
+        if let Some(g) = self.generations.iter_mut().find(|g| g.start_ms == start_ms) {
+            g.ids.remove(&0);
+            g.ids.reserve(additional);
+        }
+    }
+
+    /// Drops every generation whose newest possible id is older than the horizon.
+    pub fn expire(&mut self, now_ms: i64) {
+        let (horizon, span) = (self.horizon_ms, self.span_ms);
+        self.generations.retain(|g| g.start_ms.saturating_add(span).saturating_add(horizon) > now_ms);
+    }
+
+    pub fn len(&self) -> usize {
+        self.generations.iter().map(|g| g.ids.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Heap bytes held by the sets.
+    pub fn allocated_bytes(&self) -> usize {
+        self.generations.iter().map(|g| g.ids.allocation_size()).sum::<usize>()
+            + self.generations.capacity() * std::mem::size_of::<Generation>()
+    }
+}
+
+/// Ids accepted by batches that are neither committed nor aborted yet, so that a copy in a
+/// later batch is not accepted twice while the first is still being written.
+#[derive(Default)]
+pub struct Pending {
+    ids: IdSet,
+}
+
+impl Pending {
+    pub fn contains(&self, id: u64) -> bool {
+        self.ids.contains(&id)
+    }
+    /// Returns false if the id was already pending.
+    pub fn insert(&mut self, id: u64) -> bool {
+        self.ids.insert(id)
+    }
+    pub fn remove(&mut self, id: u64) {
+        self.ids.remove(&id);
+    }
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_ids_for_at_least_the_horizon() {
+        let mut seen = SeenSet::new(1000);
+        seen.insert(1, 10, 10);
+        for now in [10, 500, 1010] {
+            seen.expire(now);
+            assert!(seen.contains(1), "expired too early at {now}");
+        }
+        seen.expire(1010 + 250);
+        assert!(!seen.contains(1), "kept longer than horizon + span");
+        assert!(seen.is_empty());
+    }
+
+    #[test]
+    fn old_arrivals_go_into_their_own_generation() {
+        let mut seen = SeenSet::new(1000);
+        seen.insert(1, 900, 900);
+        seen.insert(2, 100, 900);
+        seen.insert(3, 500, 900);
+        assert_eq!(seen.generations.iter().map(|g| g.start_ms).collect::<Vec<_>>(), vec![0, 500, 750]);
+        seen.expire(1300);
+        assert!(!seen.contains(2));
+        assert!(seen.contains(3));
+        assert!(seen.contains(1));
+    }
+
+    #[test]
+    fn skips_ids_already_past_the_horizon() {
+        let mut seen = SeenSet::new(1000);
+        seen.insert(1, 0, 5000);
+        assert!(seen.is_empty());
+    }
+
+    #[test]
+    fn reserve_does_not_leave_a_sentinel() {
+        let mut seen = SeenSet::new(1000);
+        seen.reserve(100, 50);
+        assert_eq!(seen.len(), 0);
+        assert!(!seen.contains(0));
+    }
+
+    #[test]
+    fn memory_per_id_is_within_budget() {
+        let mut seen = SeenSet::new(3_600_000);
+        let n = 1_000_000u64;
+        for id in 1..=n {
+            seen.insert(id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1, 0, 0);
+        }
+        let per_id = seen.allocated_bytes() as f64 / seen.len() as f64;
+        assert!(per_id <= 24.0, "{per_id} bytes per id");
+    }
+}

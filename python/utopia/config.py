@@ -1,0 +1,80 @@
+"""Settings of the core services, one typed section per concern.
+
+`load(...)` reads them once at start-up (file < `UTOPIA_*` env < flags) and the result is passed
+to whatever needs it. See `utopia_edge.settings` for the precedence rules and error messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
+from utopia_edge.settings import (
+    LogLevel,
+    NatsSettings,
+    Port,
+    PositiveFloat,
+    PositiveInt,
+    SettingsError,
+    load_settings,
+)
+
+__all__ = [
+    "ApiSettings",
+    "DatabaseSettings",
+    "DedupSettings",
+    "IngestSettings",
+    "NatsSettings",
+    "Settings",
+    "SettingsError",
+    "load",
+]
+
+
+class DatabaseSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    url: Annotated[
+        str, msgspec.Meta(pattern=r"^postgres(ql)?://", description="postgresql://user[:password]@host:port/dbname")
+    ] = "postgresql://utopia@127.0.0.1:5432/utopia"
+    pool_size: PositiveInt = 4
+
+
+class DedupSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # Copies of a detection that arrive within this many seconds of each other count once.
+    horizon_s: Annotated[float, msgspec.Meta(gt=0, le=7 * 24 * 3600)] = 3600.0
+
+
+class IngestSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    fetch_batch: PositiveInt = 200
+    max_in_flight: PositiveInt = 4
+    metrics_host: str = "127.0.0.1"
+    metrics_port: Port = 9108
+
+
+class ApiSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: Port = 8080
+    cors_origins: list[str] = msgspec.field(default_factory=list)
+    metrics_public: bool = False
+    stream_client_queue: PositiveInt = 1000
+    stats_interval_s: PositiveFloat = 1.0
+
+
+class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    nats: NatsSettings = msgspec.field(default_factory=NatsSettings)
+    database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
+    dedup: DedupSettings = msgspec.field(default_factory=DedupSettings)
+    ingest: IngestSettings = msgspec.field(default_factory=IngestSettings)
+    api: ApiSettings = msgspec.field(default_factory=ApiSettings)
+    log_level: LogLevel = "info"
+
+
+def load(
+    config_file: str | Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, object] | None = None,
+) -> Settings:
+    """Settings for this process; raises `SettingsError` naming the bad setting."""
+    return load_settings(Settings, config_file=config_file, env=env, overrides=overrides)
