@@ -44,12 +44,12 @@ impl SeenSet {
         self.generations.iter().rev().any(|g| g.ids.contains(&id))
     }
 
-    /// Records `id` as seen at `at_ms`; ids already older than the horizon at `now_ms` are skipped.
+    /// Records `id` as seen at `at_ms`; skipped if its generation has already expired at `now_ms`.
     pub fn insert(&mut self, id: u64, at_ms: i64, now_ms: i64) {
-        if at_ms.saturating_add(self.horizon_ms) < now_ms {
+        let start_ms = at_ms - at_ms.rem_euclid(self.span_ms);
+        if !self.alive(start_ms, now_ms) {
             return;
         }
-        let start_ms = at_ms - at_ms.rem_euclid(self.span_ms);
         let index = match self.generations.binary_search_by_key(&start_ms, |g| g.start_ms) {
             Ok(index) => index,
             Err(index) => {
@@ -70,10 +70,19 @@ impl SeenSet {
         }
     }
 
-    /// Drops every generation whose newest possible id is older than the horizon.
+    /// A generation lives until its newest possible id is older than the horizon.
+    fn alive(&self, start_ms: i64, now_ms: i64) -> bool {
+        start_ms.saturating_add(self.span_ms).saturating_add(self.horizon_ms) > now_ms
+    }
+
+    /// Drops every generation that is no longer alive at `now_ms`.
     pub fn expire(&mut self, now_ms: i64) {
         let (horizon, span) = (self.horizon_ms, self.span_ms);
         self.generations.retain(|g| g.start_ms.saturating_add(span).saturating_add(horizon) > now_ms);
+    }
+
+    pub fn span_ms(&self) -> i64 {
+        self.span_ms
     }
 
     pub fn len(&self) -> usize {

@@ -192,6 +192,9 @@ impl Engine {
     pub fn process(&self, messages: &[Message<'_>], now_ms: i64, options: Options) -> BatchOutput {
         let locations = self.locations.snapshot();
         let mut state = self.state();
+        // Expiry is decided at processing time, so a long pause between commits cannot keep
+        // an id alive past its generation.
+        state.seen.expire(now_ms);
         let payload_bytes: usize = messages.iter().map(|m| m.payload.len()).sum();
         let mut run = Run {
             state: &mut state,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from utopia_edge.settings import (
@@ -29,6 +29,7 @@ __all__ = [
     "NatsSettings",
     "Settings",
     "SettingsError",
+    "StorageSettings",
     "load",
 ]
 
@@ -38,6 +39,29 @@ class DatabaseSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
         str, msgspec.Meta(pattern=r"^postgres(ql)?://", description="postgresql://user[:password]@host:port/dbname")
     ] = "postgresql://utopia@127.0.0.1:5432/utopia"
     pool_size: PositiveInt = 4
+
+
+class StorageSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Schema flavour and data lifetime (`utopia migrate` applies the policies)."""
+
+    # auto: TimescaleDB when the extension is available, plain PostgreSQL otherwise.
+    flavour: Literal["auto", "timescaledb", "plain"] = "auto"
+    # Raw detections older than this are dropped (whole partitions / chunks).
+    retention_days: PositiveInt = 30
+    # Per-minute rollups older than this are dropped; per-hour rollups are kept for good.
+    minute_rollup_retention_days: PositiveInt = 90
+    # Partition (plain) or chunk (TimescaleDB) width, and partitions created ahead of today.
+    partition_days: PositiveInt = 1
+    partitions_ahead: PositiveInt = 3
+    # TimescaleDB: compress chunks older than this; continuous aggregates re-read this much late data.
+    compress_after_days: PositiveInt = 2
+    late_window_hours: PositiveInt = 24
+
+    def __post_init__(self) -> None:
+        if self.late_window_hours >= self.retention_days * 24:
+            raise ValueError("late_window_hours must be shorter than retention_days")
+        if self.minute_rollup_retention_days < self.retention_days:
+            raise ValueError("minute_rollup_retention_days must be at least retention_days")
 
 
 class DedupSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -65,6 +89,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     nats: NatsSettings = msgspec.field(default_factory=NatsSettings)
     database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
     dedup: DedupSettings = msgspec.field(default_factory=DedupSettings)
+    storage: StorageSettings = msgspec.field(default_factory=StorageSettings)
     ingest: IngestSettings = msgspec.field(default_factory=IngestSettings)
     api: ApiSettings = msgspec.field(default_factory=ApiSettings)
     log_level: LogLevel = "info"
