@@ -36,3 +36,7 @@ HEADER_SOURCE_SEQ: Final = "Utopia-Source-Seq"
 def detections_subject(geographical_location_oid: int) -> str:
     """The subject an event of this location is published on."""
     return f"{DETECTIONS_SUBJECT_PREFIX}{geographical_location_oid}"
+
+
+# The id fields are int64 in every store downstream (PostgreSQL bigint, Arrow int64).
+INT64_MAX: Final = 2**63 - 1

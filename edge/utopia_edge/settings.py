@@ -77,8 +77,13 @@ def _is_sequence_field(cls: type[msgspec.Struct], name: str) -> bool:
         if field.name == name:
             ftype = field.type
             if isinstance(ftype, msgspec.inspect.UnionType):
-                return any(isinstance(t, (msgspec.inspect.ListType, msgspec.inspect.TupleType, msgspec.inspect.VarTupleType)) for t in ftype.types)
-            return isinstance(ftype, (msgspec.inspect.ListType, msgspec.inspect.TupleType, msgspec.inspect.VarTupleType))
+                return any(
+                    isinstance(t, (msgspec.inspect.ListType, msgspec.inspect.TupleType, msgspec.inspect.VarTupleType))
+                    for t in ftype.types
+                )
+            return isinstance(
+                ftype, (msgspec.inspect.ListType, msgspec.inspect.TupleType, msgspec.inspect.VarTupleType)
+            )
     return False
 
 
@@ -191,3 +196,70 @@ def load_settings(
 
 
 LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+# --- the edge agent's own settings -------------------------------------------------------------
+
+Fsync = Literal["normal", "full", "off"]
+WireFormat = Literal["msgpack", "json"]
+NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class AgentSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The `[edge]` section: outbox, batching and sending (env `UTOPIA_EDGE_*`)."""
+
+    # SQLite file holding unsent events; it survives restarts and must stay on local disk.
+    outbox_path: str = "utopia-edge-outbox.sqlite3"
+    # SQLite `synchronous` in WAL mode. normal (default): a commit survives a crash or kill -9 of the
+    # agent, but a power loss or kernel crash may lose the last commits not yet checkpointed (about
+    # a second of events). full: fsync on every commit, survives power loss, costs throughput.
+    # off: no fsync at all, an OS crash may corrupt the outbox.
+    fsync: Fsync = "normal"
+    # Payload encoding on the wire: MessagePack array of maps, or a JSON array.
+    format: WireFormat = "msgpack"
+    # A batch (one NATS message) is sealed at this many events, this many bytes or this age,
+    # whichever comes first. Keep batch_max_bytes under the server's max_payload (default 1 MiB).
+    batch_size: PositiveInt = 500
+    batch_max_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 * 1024 * 1024)] = 512 * 1024
+    linger_ms: NonNegativeFloat = 50.0
+    # Bound of the outbox; when full the source is held back (never dropped) and an alarm raised.
+    max_backlog_events: PositiveInt = 2_000_000
+    max_backlog_bytes: PositiveInt = 512 * 1024 * 1024
+    # Batches published and awaiting their JetStream ack at once.
+    max_in_flight: PositiveInt = 64
+    # A batch not acknowledged within this time is re-sent (with the same id and bytes).
+    ack_timeout_s: PositiveFloat = 5.0
+    # Retry delays for connecting and after failed sends: doubling from min to max.
+    backoff_min_s: PositiveFloat = 0.25
+    backoff_max_s: PositiveFloat = 15.0
+    # On SIGTERM/SIGINT, time allowed to send what is left before exiting (it stays in the outbox).
+    shutdown_grace_s: NonNegativeFloat = 5.0
+    # Prometheus text metrics on http://metrics_host:metrics_port/metrics; None disables them.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: Port | None = None
+    # A one-line stats log every this many seconds (0 disables it).
+    stats_interval_s: NonNegativeFloat = 10.0
+
+    def __post_init__(self) -> None:
+        if self.backoff_min_s > self.backoff_max_s:
+            raise ValueError("backoff_min_s must not exceed backoff_max_s")
+
+
+# Top-level unknown sections are tolerated on purpose: one TOML file can then configure both the
+# core (`[database]`, `[ingest]`...) and the edge agent. Inside a section, a typo still fails.
+class EdgeSettings(msgspec.Struct, kw_only=True):
+    """Everything the edge agent reads: `[nats]`, `[edge]` and `log_level`."""
+
+    nats: NatsSettings = msgspec.field(default_factory=NatsSettings)
+    edge: AgentSettings = msgspec.field(default_factory=AgentSettings)
+    log_level: LogLevel = "info"
+
+
+def load_edge_settings(
+    config_file: str | Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, object] | None = None,
+) -> EdgeSettings:
+    """Edge settings from file < `UTOPIA_*` env < flags; raises `SettingsError` naming the setting."""
+    return load_settings(EdgeSettings, config_file=config_file, env=env, overrides=overrides)
