@@ -1,0 +1,62 @@
+-- Plain PostgreSQL: detections range-partitioned by time, rollups kept in the write transaction.
+CREATE TABLE utopia.detections (
+    geographical_location_oid bigint NOT NULL,
+    video_camera_oid bigint NOT NULL,
+    detection_oid bigint NOT NULL,
+    item_name text NOT NULL,
+    timestamp_detected timestamptz NOT NULL,
+    geographical_location text,
+    ingested_at timestamptz NOT NULL DEFAULT now(),
+    -- The unique key (detection_oid, timestamp_detected), time first: inserts land at the right
+    -- edge of the index and the same index serves time ranges and keyset pagination.
+    CONSTRAINT detections_key UNIQUE (timestamp_detected, detection_oid)
+) PARTITION BY RANGE (timestamp_detected);
+
+-- Catches rows outside the partitions created so far (very late or future-dated events):
+-- nothing is ever refused. Maintenance moves them when it creates their partition.
+CREATE TABLE utopia.detections_default PARTITION OF utopia.detections DEFAULT;
+
+CREATE INDEX detections_camera_idx ON utopia.detections (video_camera_oid, timestamp_detected);
+-- Dedup warm-up reads the ids ingested within the last horizon.
+CREATE INDEX detections_ingested_brin ON utopia.detections USING brin (ingested_at);
+
+-- Increments per (minute, location, camera, item) appended by every write transaction; folded
+-- into the rollup tables by maintenance. The views below add them, so reads are always exact.
+CREATE TABLE utopia.rollup_pending (
+    bucket timestamptz NOT NULL,
+    geographical_location_oid bigint NOT NULL,
+    video_camera_oid bigint NOT NULL,
+    item_name text NOT NULL,
+    n bigint NOT NULL
+);
+CREATE INDEX rollup_pending_bucket_idx ON utopia.rollup_pending (bucket);
+
+CREATE TABLE utopia.rollup_minute (
+    bucket timestamptz NOT NULL,
+    geographical_location_oid bigint NOT NULL,
+    video_camera_oid bigint NOT NULL,
+    item_name text NOT NULL,
+    n bigint NOT NULL,
+    PRIMARY KEY (bucket, geographical_location_oid, video_camera_oid, item_name)
+);
+
+CREATE TABLE utopia.rollup_hour (
+    bucket timestamptz NOT NULL,
+    geographical_location_oid bigint NOT NULL,
+    video_camera_oid bigint NOT NULL,
+    item_name text NOT NULL,
+    n bigint NOT NULL,
+    PRIMARY KEY (bucket, geographical_location_oid, video_camera_oid, item_name)
+);
+
+-- Same names and columns as the TimescaleDB continuous aggregates; buckets are UTC.
+CREATE VIEW utopia.detections_minute AS
+    SELECT bucket, geographical_location_oid, video_camera_oid, item_name, n FROM utopia.rollup_minute
+    UNION ALL
+    SELECT bucket, geographical_location_oid, video_camera_oid, item_name, n FROM utopia.rollup_pending;
+
+CREATE VIEW utopia.detections_hour AS
+    SELECT bucket, geographical_location_oid, video_camera_oid, item_name, n FROM utopia.rollup_hour
+    UNION ALL
+    SELECT date_trunc('hour', bucket, 'UTC'), geographical_location_oid, video_camera_oid, item_name, n
+    FROM utopia.rollup_pending;

@@ -1,0 +1,187 @@
+"""The write path: one batch of accepted rows (from `Core.process`) in one transaction.
+
+Fast path: binary `COPY` of `batch.copy_data` straight into `utopia.detections`, plus (plain
+flavour) one statement that appends the batch's per-minute counts to `rollup_pending` and records
+the consumer progress. If a row is already stored (unique key `(detection_oid,
+timestamp_detected)`: a replay, or a re-delivery after a crash between commit and ack), the
+transaction is rolled back whole and the batch is written again through a path that skips stored
+rows: `COPY` into a temporary table, `INSERT ... ON CONFLICT DO NOTHING RETURNING`, and rollup
+increments computed from the rows actually inserted, so nothing is counted twice.
+
+Always call it outside a transaction: it owns its own. If it raises, nothing was written.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import asyncpg
+
+from utopia import COPY_COLUMNS
+from utopia.storage.models import Flavour, Progress, WriteResult
+
+__all__ = ["BatchLike", "recent_ids", "write_batch"]
+
+Conn = Any  # asyncpg.Connection
+Counts = tuple[list[int], list[int], list[int], list[str], list[int]]
+
+
+class BatchLike(Protocol):
+    """What the writer reads from a `utopia.Batch`."""
+
+    @property
+    def copy_data(self) -> bytes: ...
+    @property
+    def accepted(self) -> int: ...
+    @property
+    def received(self) -> int: ...
+    @property
+    def duplicates(self) -> int: ...
+    @property
+    def rejected(self) -> int: ...
+    @property
+    def unmatched(self) -> int: ...
+    def ids(self) -> list[int]: ...
+    def counts(self) -> Counts: ...
+
+
+_PENDING_INSERT = """
+INSERT INTO utopia.rollup_pending (bucket, geographical_location_oid, video_camera_oid, item_name, n)
+SELECT 'epoch'::timestamptz + m * INTERVAL '1 millisecond', l, c, i, n
+FROM unnest(${0}::int8[], ${1}::int8[], ${2}::int8[], ${3}::text[], ${4}::int8[]) AS u(m, l, c, i, n)
+"""
+
+_PROGRESS_SQL = """
+INSERT INTO utopia.consumer_progress AS p
+    (consumer, stream_seq, batches, received, stored, duplicates, rejected, unmatched, updated_at)
+VALUES ($1, $2, 1, $3, $4, $5, $6, $7, now())
+ON CONFLICT (consumer) DO UPDATE SET
+    stream_seq = GREATEST(p.stream_seq, EXCLUDED.stream_seq),
+    batches = p.batches + 1,
+    received = p.received + EXCLUDED.received,
+    stored = p.stored + EXCLUDED.stored,
+    duplicates = p.duplicates + EXCLUDED.duplicates,
+    rejected = p.rejected + EXCLUDED.rejected,
+    unmatched = p.unmatched + EXCLUDED.unmatched,
+    updated_at = now()
+"""
+
+_PENDING_SQL = _PENDING_INSERT.format(1, 2, 3, 4, 5)
+# Progress and pending rollup increments in one round trip (plain flavour).
+_PROGRESS_AND_PENDING_SQL = (
+    f"WITH pending AS ({_PENDING_INSERT.format(8, 9, 10, 11, 12).strip()})\n{_PROGRESS_SQL.strip()}"
+)
+
+_COLUMN_LIST = ", ".join(COPY_COLUMNS)
+_FALLBACK_INSERT_SQL = f"""
+WITH ins AS (
+    INSERT INTO utopia.detections ({_COLUMN_LIST})
+    SELECT {_COLUMN_LIST} FROM utopia_incoming
+    ON CONFLICT DO NOTHING
+    RETURNING detection_oid, geographical_location_oid, video_camera_oid, item_name, timestamp_detected
+)
+SELECT (extract(epoch FROM date_trunc('minute', timestamp_detected, 'UTC')) * 1000)::int8 AS minute_ms,
+       geographical_location_oid, video_camera_oid, item_name, count(*) AS n, array_agg(detection_oid) AS ids
+FROM ins
+GROUP BY 1, 2, 3, 4
+ORDER BY 1, 2, 3, 4
+"""
+
+_RECENT_IDS_SQL = """
+SELECT coalesce(array_agg(detection_oid), '{}'),
+       coalesce(array_agg((extract(epoch FROM ingested_at) * 1000)::int8), '{}')
+FROM utopia.detections
+WHERE ingested_at >= $1 AND ingested_at < $2
+"""
+
+
+async def write_batch(conn: Conn, batch: BatchLike, progress: Progress | None, *, flavour: Flavour) -> WriteResult:
+    """Write `batch` and `progress` atomically; see the module docstring."""
+    if conn.is_in_transaction():
+        raise RuntimeError("write_batch owns its transaction; call it outside one")
+    try:
+        async with conn.transaction():
+            if batch.accepted:
+                await conn.copy_to_table(
+                    "detections",
+                    schema_name="utopia",
+                    source=memoryview(batch.copy_data),
+                    format="binary",
+                    columns=COPY_COLUMNS,
+                )
+            counts = batch.counts()
+            await _finish(conn, batch, progress, flavour, stored=batch.accepted, conflicts=0, counts=counts)
+        return WriteResult(stored=batch.accepted, conflicts=0, new_ids=None, counts=counts)
+    except asyncpg.UniqueViolationError:
+        pass
+    async with conn.transaction():
+        await conn.execute(
+            "CREATE TEMP TABLE utopia_incoming (LIKE utopia.detections INCLUDING DEFAULTS) ON COMMIT DROP"
+        )
+        await conn.copy_to_table(
+            "utopia_incoming", source=memoryview(batch.copy_data), format="binary", columns=COPY_COLUMNS
+        )
+        rows = await conn.fetch(_FALLBACK_INSERT_SQL)
+        counts = (
+            [r["minute_ms"] for r in rows],
+            [r["geographical_location_oid"] for r in rows],
+            [r["video_camera_oid"] for r in rows],
+            [r["item_name"] for r in rows],
+            [r["n"] for r in rows],
+        )
+        new_ids = [i for r in rows for i in r["ids"]]
+        conflicts = batch.accepted - len(new_ids)
+        await _finish(conn, batch, progress, flavour, stored=len(new_ids), conflicts=conflicts, counts=counts)
+    return WriteResult(stored=len(new_ids), conflicts=conflicts, new_ids=new_ids, counts=counts)
+
+
+async def _finish(
+    conn: Conn,
+    batch: BatchLike,
+    progress: Progress | None,
+    flavour: Flavour,
+    *,
+    stored: int,
+    conflicts: int,
+    counts: Counts,
+) -> None:
+    """Pending rollup increments (plain flavour) and the consumer progress, in one statement."""
+    pending = flavour == "plain" and bool(counts[0])
+    if progress is None and not pending:
+        return
+    args = (
+        progress.consumer if progress else "",
+        progress.stream_seq if progress else 0,
+        batch.received,
+        stored,
+        batch.duplicates + conflicts,
+        batch.rejected,
+        batch.unmatched,
+    )
+    if progress is None:
+        await conn.execute(_PENDING_SQL, *counts)
+    elif pending:
+        await conn.execute(_PROGRESS_AND_PENDING_SQL, *args, *counts)
+    else:
+        await conn.execute(_PROGRESS_SQL, *args)
+
+
+async def recent_ids(conn: Conn, horizon_s: float, *, slice_s: float = 300.0) -> list[tuple[list[int], list[int]]]:
+    """Dedup warm-up: (ids, ingested_at epoch ms) of the rows ingested within the last `horizon_s`.
+
+    Returned in time slices, oldest first, so a caller can feed `Core.warm` piecewise; columnar
+    arrays keep it fast for millions of ids.
+    """
+    now: datetime = await conn.fetchval("SELECT now()")
+    start = now - timedelta(seconds=horizon_s)
+    slices: list[tuple[list[int], list[int]]] = []
+    while True:
+        end = start + timedelta(seconds=slice_s)
+        last = end >= now
+        ids, seen = await conn.fetchrow(_RECENT_IDS_SQL, start, datetime.max.replace(tzinfo=UTC) if last else end)
+        if ids:
+            slices.append((list(ids), list(seen)))
+        if last:
+            return slices
+        start = end
