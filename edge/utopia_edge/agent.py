@@ -15,12 +15,12 @@ send the rest; whatever is left stays in the outbox for the next start.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Coroutine
 from typing import Any
 
+from utopia_edge.aio import wait_within
 from utopia_edge.async_outbox import AsyncOutbox
 from utopia_edge.connection import StreamMissingError
 from utopia_edge.events import BodyCodec, split_encode
@@ -183,8 +183,7 @@ class Agent:
             remaining = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
             if remaining <= 0:
                 return False
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._publisher.progress(), timeout=remaining)
+            await wait_within(self._publisher.progress(), remaining)
         return outbox.backlog_events == 0
 
     # --- tasks ----------------------------------------------------------------------------------
@@ -239,8 +238,7 @@ class Agent:
                         self.source.name, self.settings.nats.url,
                     )  # fmt: skip
                     alarm_at += _ALARM_REPEAT_S
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(publisher.progress(), timeout=1.0)
+                await wait_within(publisher.progress(), 1.0)
         finally:
             self.stats.outbox_full = False
         log.warning("outbox has room again after %.1f s; %s resumed", time.monotonic() - held, self.source.name)

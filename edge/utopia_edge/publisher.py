@@ -15,7 +15,6 @@ bytes, so JetStream's duplicate window drops those that had already been stored.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import time
@@ -25,6 +24,7 @@ import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from utopia_edge.aio import wait_within
 from utopia_edge.async_outbox import AsyncOutbox
 from utopia_edge.connection import check_stream, connect_with_backoff
 from utopia_edge.contract import HEADER_CONTENT_TYPE, HEADER_MSG_ID
@@ -193,8 +193,7 @@ class Publisher:
                     if failure is not None:
                         raise SendFailedError(failure)
                     # Idle (or disconnected): wake on a newly sealed batch, or poll the connection.
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._sealed.wait(), timeout=0.25)
+                    await wait_within(self._sealed.wait(), 0.25)
                     continue
                 failure = await self._settle(inflight, failure, room=failure is None and len(inflight) < window)
         finally:

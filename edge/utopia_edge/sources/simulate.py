@@ -200,7 +200,7 @@ class SimulatedSource:
             # Time held back by a full outbox is not made up in a burst beyond one chunk.
             owed = min(owed + self._rate * self.activity(self._clock()) * (now - last), float(self._chunk_max))
             last = now
-            n = min(int(owed), left)
+            n = int(owed) if left < 0 else min(int(owed), left)
             if n > 0:
                 owed -= n
                 yield self.generate(n)
