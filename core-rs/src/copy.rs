@@ -21,7 +21,12 @@ pub struct CopyWriter {
 
 impl CopyWriter {
     pub fn with_capacity(bytes: usize) -> Self {
-        let mut buf = Vec::with_capacity(bytes + SIGNATURE.len() + 10);
+        Self::reusing(Vec::with_capacity(bytes + SIGNATURE.len() + 10))
+    }
+
+    /// Writes into `buf` (cleared first), keeping its allocation.
+    pub fn reusing(mut buf: Vec<u8>) -> Self {
+        buf.clear();
         buf.extend_from_slice(SIGNATURE);
         buf.extend_from_slice(&0i32.to_be_bytes()); // flags
         buf.extend_from_slice(&0i32.to_be_bytes()); // header extension length

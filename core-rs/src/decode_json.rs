@@ -15,8 +15,24 @@ pub enum Item<'a> {
     NotObject(&'static str),
 }
 
+/// Where decoders hand each element as soon as it is decoded, so the caller can check and
+/// compact it before the next one (a decoded event is much larger than a checked one).
+pub trait Sink<'a> {
+    fn push(&mut self, item: Item<'a>);
+    fn reserve(&mut self, _additional: usize) {}
+}
+
+impl<'a> Sink<'a> for Vec<Item<'a>> {
+    fn push(&mut self, item: Item<'a>) {
+        Vec::push(self, item);
+    }
+    fn reserve(&mut self, additional: usize) {
+        Vec::reserve(self, additional);
+    }
+}
+
 /// Decodes a whole payload into `out`; on error nothing of this payload may be used.
-pub fn decode<'a>(payload: &'a [u8], out: &mut Vec<Item<'a>>) -> Result<(), String> {
+pub fn decode<'a, S: Sink<'a>>(payload: &'a [u8], out: &mut S) -> Result<(), String> {
     let mut de = serde_json::Deserializer::from_slice(payload);
     let result = TopSeed { out: &mut *out }.deserialize(&mut de).and_then(|()| de.end());
     result.map_err(|e| format!("undecodable JSON: {e}"))
@@ -33,18 +49,18 @@ pub fn element_span(payload: &[u8], index: usize) -> (usize, usize) {
     (start, start + raw.len())
 }
 
-struct TopSeed<'o, 'a> {
-    out: &'o mut Vec<Item<'a>>,
+struct TopSeed<'o, S> {
+    out: &'o mut S,
 }
 
-impl<'de> DeserializeSeed<'de> for TopSeed<'_, 'de> {
+impl<'de, S: Sink<'de>> DeserializeSeed<'de> for TopSeed<'_, S> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
         de.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for TopSeed<'_, 'de> {
+impl<'de, S: Sink<'de>> Visitor<'de> for TopSeed<'_, S> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an event object or an array of event objects")
@@ -62,11 +78,11 @@ impl<'de> Visitor<'de> for TopSeed<'_, 'de> {
     }
 }
 
-struct ElementSeed<'o, 'a> {
-    out: &'o mut Vec<Item<'a>>,
+struct ElementSeed<'o, S> {
+    out: &'o mut S,
 }
 
-impl<'de> DeserializeSeed<'de> for ElementSeed<'_, 'de> {
+impl<'de, S: Sink<'de>> DeserializeSeed<'de> for ElementSeed<'_, S> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
         let item = de.deserialize_any(ElementVisitor)?;

@@ -7,24 +7,30 @@
 
 use std::borrow::Cow;
 
-use crate::decode_json::Item;
+use crate::decode_json::{Item, Sink};
 use crate::event::{field_index, RawEvent, Scalar};
 
 const MAX_DEPTH: usize = 64;
 
 /// Decodes a whole payload into `out` (and the byte span of each item into `spans`); on error
 /// nothing of this payload may be used.
-pub fn decode<'a>(payload: &'a [u8], out: &mut Vec<Item<'a>>, spans: &mut Vec<(usize, usize)>) -> Result<(), String> {
+pub fn decode<'a, S: Sink<'a>>(payload: &'a [u8], out: &mut S, spans: &mut Vec<(usize, usize)>) -> Result<(), String> {
     let mut reader = Reader { buf: payload, pos: 0 };
-    reader.top(out, spans).map_err(|e| format!("undecodable MessagePack: {e}"))?;
+    reader.top(out, spans).map_err(|Fault { what, at }| format!("undecodable MessagePack: {what} at byte {at}"))?;
     if reader.pos != payload.len() {
-        return Err(format!(
-            "undecodable MessagePack: {} trailing bytes after the value",
-            payload.len() - reader.pos
-        ));
+        return Err(format!("undecodable MessagePack: trailing bytes after the value at byte {}", reader.pos));
     }
     Ok(())
 }
+
+/// What went wrong and where; small and `Copy` so the happy path pays nothing for it.
+#[derive(Clone, Copy)]
+struct Fault {
+    what: &'static str,
+    at: usize,
+}
+
+type Read<T> = Result<T, Fault>;
 
 enum Head {
     Int(i64),
@@ -45,31 +51,40 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+    #[inline]
+    fn take(&mut self, n: usize) -> Read<&'a [u8]> {
         let end = self.pos.checked_add(n).filter(|&end| end <= self.buf.len());
         let Some(end) = end else {
-            return Err(format!("unexpected end of data at byte {}", self.buf.len()));
+            return Err(Fault { what: "unexpected end of data", at: self.buf.len() });
         };
         let bytes = &self.buf[self.pos..end];
         self.pos = end;
         Ok(bytes)
     }
 
-    fn uint(&mut self, width: usize) -> Result<u64, String> {
-        Ok(self.take(width)?.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
+    #[inline]
+    fn uint(&mut self, width: usize) -> Read<u64> {
+        let bytes = self.take(width)?;
+        Ok(match width {
+            1 => u64::from(bytes[0]),
+            2 => u64::from(u16::from_be_bytes([bytes[0], bytes[1]])),
+            4 => u64::from(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])),
+            _ => bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)),
+        })
     }
 
-    fn sint(&mut self, width: usize) -> Result<i64, String> {
+    fn sint(&mut self, width: usize) -> Read<i64> {
         let raw = self.uint(width)?;
         let shift = 64 - 8 * width as u32;
         Ok(((raw << shift) as i64) >> shift)
     }
 
-    fn len(&mut self, width: usize) -> Result<usize, String> {
+    fn len(&mut self, width: usize) -> Read<usize> {
         Ok(self.uint(width)? as usize)
     }
 
-    fn head(&mut self) -> Result<Head, String> {
+    #[inline]
+    fn head(&mut self) -> Read<Head> {
         let at = self.pos;
         let marker = self.take(1)?[0];
         Ok(match marker {
@@ -114,14 +129,14 @@ impl<'a> Reader<'a> {
             0xde => Head::Map(self.len(2)?),
             0xdf => Head::Map(self.len(4)?),
             0xe0..=0xff => Head::Int(i64::from(marker as i8)),
-            0xc1 => return Err(format!("reserved marker 0xc1 at byte {at}")),
+            0xc1 => return Err(Fault { what: "reserved marker 0xc1", at }),
         })
     }
 
     /// Skips the body of a value whose head was read.
-    fn skip_body(&mut self, head: Head, depth: usize) -> Result<(), String> {
+    fn skip_body(&mut self, head: Head, depth: usize) -> Read<()> {
         if depth > MAX_DEPTH {
-            return Err(format!("nesting deeper than {MAX_DEPTH} at byte {}", self.pos));
+            return Err(Fault { what: "nesting deeper than 64 levels", at: self.pos });
         }
         match head {
             Head::Int(_) | Head::Uint(_) | Head::Float | Head::Nil | Head::Bool => {}
@@ -144,7 +159,7 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    fn top(&mut self, out: &mut Vec<Item<'a>>, spans: &mut Vec<(usize, usize)>) -> Result<(), String> {
+    fn top<S: Sink<'a>>(&mut self, out: &mut S, spans: &mut Vec<(usize, usize)>) -> Read<()> {
         match self.head()? {
             Head::Map(n) => {
                 out.push(Item::Event(self.event(n)?));
@@ -167,12 +182,13 @@ impl<'a> Reader<'a> {
                     spans.push((start, self.pos));
                 }
             }
-            _ => return Err("expected a map or an array of maps at the top level".into()),
+            _ => return Err(Fault { what: "expected a map or an array of maps at the top level", at: 0 }),
         }
         Ok(())
     }
 
-    fn event(&mut self, fields: usize) -> Result<RawEvent<'a>, String> {
+    #[inline]
+    fn event(&mut self, fields: usize) -> Read<RawEvent<'a>> {
         let mut event = RawEvent::default();
         for _ in 0..fields {
             let key = match self.head()? {
@@ -194,7 +210,8 @@ impl<'a> Reader<'a> {
         Ok(event)
     }
 
-    fn scalar(&mut self, head: Head) -> Result<Scalar<'a>, String> {
+    #[inline]
+    fn scalar(&mut self, head: Head) -> Read<Scalar<'a>> {
         Ok(match head {
             Head::Int(v) => Scalar::Int(v),
             Head::Uint(v) => i64::try_from(v).map_or(Scalar::BigUint(v), Scalar::Int),

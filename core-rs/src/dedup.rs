@@ -1,11 +1,11 @@
-//! The expiring seen-set of `detection_oid`s, and ids of batches not yet committed.
+//! The expiring seen-set of `detection_oid`s.
 //!
 //! Expiry follows *arrival* time (the ingest clock), not event time: duplicates come from
 //! upstream retries, which are close together in arrival whatever the camera's clock said, and
 //! a camera with a wrong clock or a replay of old data must neither evict fresh ids nor pin
 //! stale ones. An id is kept for at least the horizon and at most the horizon plus one
-//! generation span: ids live in a few time-sliced generations (plain open-addressing sets of
-//! `u64`, about 9 bytes a slot) and a whole generation is dropped once its newest id is older
+//! generation span: ids live in a few time-sliced generations (open-addressing sets of `u64`,
+//! about 9 bytes a slot, whose one-byte control words keep lookups of new ids mostly in cache) and a whole generation is dropped once its newest id is older
 //! than the horizon, so expiry costs nothing per id.
 
 use hashbrown::HashSet;
@@ -44,29 +44,53 @@ impl SeenSet {
         self.generations.iter().rev().any(|g| g.ids.contains(&id))
     }
 
-    /// Records `id` as seen at `at_ms`; skipped if its generation has already expired at `now_ms`.
-    pub fn insert(&mut self, id: u64, at_ms: i64, now_ms: i64) {
-        let start_ms = at_ms - at_ms.rem_euclid(self.span_ms);
-        if !self.alive(start_ms, now_ms) {
-            return;
-        }
-        let index = match self.generations.binary_search_by_key(&start_ms, |g| g.start_ms) {
-            Ok(index) => index,
-            Err(index) => {
-                self.generations.insert(index, Generation { start_ms, ids: IdSet::default() });
-                index
-            }
-        };
-        self.generations[index].ids.insert(id);
+    /// Records `id` in generation `slot` (from `slot`); returns false if that generation held it.
+    /// Callers check `contains` first for the other generations.
+    pub fn insert(&mut self, id: u64, slot: usize) -> bool {
+        self.generations[slot].ids.insert(id)
     }
 
-    /// Reserves room for `additional` ids arriving at `at_ms`, so a bulk load grows once.
-    pub fn reserve(&mut self, additional: usize, at_ms: i64) {
-        self.insert(0, at_ms, at_ms);
+    /// The index of the generation for ids arriving at `at_ms` (created if need be), valid
+    /// until the next call that adds or drops a generation; `None` if it has expired at `now_ms`.
+    pub fn slot(&mut self, at_ms: i64, now_ms: i64) -> Option<usize> {
         let start_ms = at_ms - at_ms.rem_euclid(self.span_ms);
-        if let Some(g) = self.generations.iter_mut().find(|g| g.start_ms == start_ms) {
-            g.ids.remove(&0);
-            g.ids.reserve(additional);
+        if !self.alive(start_ms, now_ms) {
+            return None;
+        }
+        Some(match self.generations.binary_search_by_key(&start_ms, |g| g.start_ms) {
+            Ok(index) => index,
+            Err(index) => {
+                // A new newest generation will likely hold about as many ids as the one before
+                // it; sizing it so up front saves rehashing a large table while batches wait.
+                let expected = match self.generations.last() {
+                    Some(newest) if index == self.generations.len() => newest.ids.len(),
+                    _ => 0,
+                };
+                let ids = IdSet::with_capacity_and_hasher(expected, FxBuildHasher);
+                self.generations.insert(index, Generation { start_ms, ids });
+                index
+            }
+        })
+    }
+
+    /// Forgets `id` recorded at `at_ms` (a batch that was not committed).
+    pub fn remove(&mut self, id: u64, at_ms: i64) {
+        let start_ms = at_ms - at_ms.rem_euclid(self.span_ms);
+        if let Ok(index) = self.generations.binary_search_by_key(&start_ms, |g| g.start_ms) {
+            self.generations[index].ids.remove(&id);
+        }
+    }
+
+    /// The generation that holds ids arriving at `at_ms`, unless it has expired at `now_ms`.
+    fn generation(&mut self, at_ms: i64, now_ms: i64) -> Option<&mut IdSet> {
+        let index = self.slot(at_ms, now_ms)?;
+        Some(&mut self.generations[index].ids)
+    }
+
+    /// Records `id` as seen at `at_ms`; skipped if its generation has already expired at `now_ms`.
+    pub fn insert_at(&mut self, id: u64, at_ms: i64, now_ms: i64) {
+        if let Some(ids) = self.generation(at_ms, now_ms) {
+            ids.insert(id);
         }
     }
 
@@ -100,32 +124,6 @@ impl SeenSet {
     }
 }
 
-/// Ids accepted by batches that are neither committed nor aborted yet, so that a copy in a
-/// later batch is not accepted twice while the first is still being written.
-#[derive(Default)]
-pub struct Pending {
-    ids: IdSet,
-}
-
-impl Pending {
-    pub fn contains(&self, id: u64) -> bool {
-        self.ids.contains(&id)
-    }
-    /// Returns false if the id was already pending.
-    pub fn insert(&mut self, id: u64) -> bool {
-        self.ids.insert(id)
-    }
-    pub fn remove(&mut self, id: u64) {
-        self.ids.remove(&id);
-    }
-    pub fn len(&self) -> usize {
-        self.ids.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,7 +131,7 @@ mod tests {
     #[test]
     fn keeps_ids_for_at_least_the_horizon() {
         let mut seen = SeenSet::new(1000);
-        seen.insert(1, 10, 10);
+        seen.insert_at(1, 10, 10);
         for now in [10, 500, 1010] {
             seen.expire(now);
             assert!(seen.contains(1), "expired too early at {now}");
@@ -146,9 +144,9 @@ mod tests {
     #[test]
     fn old_arrivals_go_into_their_own_generation() {
         let mut seen = SeenSet::new(1000);
-        seen.insert(1, 900, 900);
-        seen.insert(2, 100, 900);
-        seen.insert(3, 500, 900);
+        seen.insert_at(1, 900, 900);
+        seen.insert_at(2, 100, 900);
+        seen.insert_at(3, 500, 900);
         assert_eq!(seen.generations.iter().map(|g| g.start_ms).collect::<Vec<_>>(), vec![0, 500, 750]);
         seen.expire(1300);
         assert!(!seen.contains(2));
@@ -159,16 +157,29 @@ mod tests {
     #[test]
     fn skips_ids_already_past_the_horizon() {
         let mut seen = SeenSet::new(1000);
-        seen.insert(1, 0, 5000);
+        seen.insert_at(1, 0, 5000);
         assert!(seen.is_empty());
     }
 
     #[test]
-    fn reserve_does_not_leave_a_sentinel() {
+    fn insert_new_and_remove() {
         let mut seen = SeenSet::new(1000);
-        seen.reserve(100, 50);
-        assert_eq!(seen.len(), 0);
-        assert!(!seen.contains(0));
+        let slot = seen.slot(100, 100).unwrap();
+        assert!(seen.insert(7, slot));
+        assert!(!seen.insert(7, slot));
+        seen.remove(7, 100);
+        assert!(!seen.contains(7));
+        assert_eq!(seen.slot(0, 5000), None);
+    }
+
+    #[test]
+    fn a_new_generation_is_sized_like_the_last() {
+        let mut seen = SeenSet::new(1000);
+        for id in 1..=1000 {
+            seen.insert_at(id, 0, 0);
+        }
+        let slot = seen.slot(300, 300).unwrap();
+        assert!(seen.generations[slot].ids.allocation_size() >= 1000 * 8);
     }
 
     #[test]
@@ -176,7 +187,7 @@ mod tests {
         let mut seen = SeenSet::new(3_600_000);
         let n = 1_000_000u64;
         for id in 1..=n {
-            seen.insert(id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1, 0, 0);
+            seen.insert_at(id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1, 0, 0);
         }
         let per_id = seen.allocated_bytes() as f64 / seen.len() as f64;
         assert!(per_id <= 24.0, "{per_id} bytes per id");

@@ -8,9 +8,9 @@ use hashbrown::HashMap;
 use rustc_hash::FxBuildHasher;
 
 use crate::copy::CopyWriter;
-use crate::decode_json::{self, Item};
+use crate::decode_json::{self, Item, Sink};
 use crate::decode_msgpack;
-use crate::dedup::{Pending, SeenSet};
+use crate::dedup::SeenSet;
 use crate::error::CoreError;
 use crate::event::{validate, Event, Problem};
 use crate::live::LiveWriter;
@@ -93,7 +93,7 @@ struct OpenBatch {
 
 struct DedupState {
     seen: SeenSet,
-    pending: Pending,
+    spare_copy_buffers: Vec<Vec<u8>>,
     open: StdHashMap<u64, OpenBatch>,
     next_token: u64,
 }
@@ -113,7 +113,7 @@ impl Engine {
         Ok(Engine {
             state: Mutex::new(DedupState {
                 seen: SeenSet::new(horizon_ms),
-                pending: Pending::default(),
+                spare_copy_buffers: Vec::new(),
                 open: StdHashMap::new(),
                 next_token: 1,
             }),
@@ -139,7 +139,7 @@ impl Engine {
         Stats {
             seen_ids: state.seen.len(),
             seen_bytes: state.seen.allocated_bytes(),
-            pending_ids: state.pending.len(),
+            pending_ids: state.open.values().map(|b| b.ids.len()).sum(),
             open_batches: state.open.len(),
             locations: self.locations.snapshot().len(),
         }
@@ -154,27 +154,29 @@ impl Engine {
             });
         }
         let mut state = self.state();
-        if let Some(&newest) = seen_at_ms.iter().max() {
-            state.seen.reserve(ids.len(), newest);
-        }
         let before = state.seen.len();
         for (&id, &at) in ids.iter().zip(seen_at_ms) {
             if id > 0 {
-                state.seen.insert(id as u64, at, now_ms);
+                state.seen.insert_at(id as u64, at, now_ms);
             }
         }
         state.seen.expire(now_ms);
         Ok(state.seen.len().saturating_sub(before))
     }
 
-    /// Marks the batch's accepted ids as seen; call once its rows are committed.
+    /// Gives a batch's COPY buffer back once the caller has copied it out, for the next batch.
+    pub fn recycle_copy_buffer(&self, buffer: Vec<u8>) {
+        let mut state = self.state();
+        if state.spare_copy_buffers.len() < 2 {
+            state.spare_copy_buffers.push(buffer);
+        }
+    }
+
+    /// Keeps the batch's accepted ids as seen; call once its rows are committed.
     pub fn commit(&self, token: u64, now_ms: i64) -> Result<usize, CoreError> {
         let mut state = self.state();
+        // The ids went into the seen-set when the batch accepted them; committing keeps them.
         let batch = state.open.remove(&token).ok_or(CoreError::UnknownBatch(token))?;
-        for &id in &batch.ids {
-            state.pending.remove(id as u64);
-            state.seen.insert(id as u64, batch.arrival_ms, now_ms);
-        }
         state.seen.expire(now_ms);
         Ok(batch.ids.len())
     }
@@ -184,7 +186,7 @@ impl Engine {
         let mut state = self.state();
         let batch = state.open.remove(&token).ok_or(CoreError::UnknownBatch(token))?;
         for &id in &batch.ids {
-            state.pending.remove(id as u64);
+            state.seen.remove(id as u64, batch.arrival_ms);
         }
         Ok(batch.ids.len())
     }
@@ -195,23 +197,30 @@ impl Engine {
         // Expiry is decided at processing time, so a long pause between commits cannot keep
         // an id alive past its generation.
         state.seen.expire(now_ms);
+        // Accepted ids are recorded as seen at once, so a copy later in this batch or in another
+        // open batch is a duplicate; `abort` takes them out again.
+        let slot = state.seen.slot(now_ms, now_ms).expect("the generation of `now` is alive");
         let payload_bytes: usize = messages.iter().map(|m| m.payload.len()).sum();
+        // A recycled buffer is still in cache; a fresh one costs a miss for every row written.
+        let mut copy_buffer = state.spare_copy_buffers.pop().unwrap_or_default();
+        copy_buffer.reserve(payload_bytes);
         let mut run = Run {
-            state: &mut state,
+            seen: &mut state.seen,
+            slot,
             locations: &locations,
-            copy: CopyWriter::with_capacity(payload_bytes),
+            copy: CopyWriter::reusing(copy_buffer),
             tally: Tally::default(),
             rejects: Vec::new(),
             counts: CountMap::default(),
             ids: Vec::new(),
             live: options.live.then(LiveWriter::default),
         };
-        let mut items = Vec::new();
+        let mut checked = Checked { subject_location: 0, items: Vec::new(), seen_before: Vec::new() };
         let mut spans = Vec::new();
         for (index, message) in messages.iter().enumerate() {
-            items.clear();
+            checked.items.clear();
             spans.clear();
-            run.message(index, message, &mut items, &mut spans);
+            run.message(index, message, &mut checked, &mut spans);
         }
         let Run { tally, rejects, counts, ids, copy, live, .. } = run;
         let token = state.next_token;
@@ -229,8 +238,29 @@ impl Engine {
     }
 }
 
+/// Checks each event as the decoder produces it, keeping the compact result: a message is only
+/// used once all of it has decoded, and a decoded event is several times larger than a checked one.
+struct Checked<'a> {
+    subject_location: i64,
+    items: Vec<Result<Event<'a>, Problem>>,
+    seen_before: Vec<bool>,
+}
+
+impl<'a> Sink<'a> for Checked<'a> {
+    fn push(&mut self, item: Item<'a>) {
+        self.items.push(match item {
+            Item::Event(raw) => validate(raw, self.subject_location),
+            Item::NotObject(kind) => Err(Problem::new("payload", "not_object", format!("an event must be an object, got {kind}"))),
+        });
+    }
+    fn reserve(&mut self, additional: usize) {
+        self.items.reserve(additional);
+    }
+}
+
 struct Run<'r, 'a> {
-    state: &'r mut DedupState,
+    seen: &'r mut SeenSet,
+    slot: usize,
     locations: &'r Locations,
     copy: CopyWriter,
     tally: Tally,
@@ -247,14 +277,15 @@ impl<'a> Run<'_, 'a> {
         self.rejects.push(Reject { message_index: index, event_index: None, problem, span: (0, message.payload.len()) });
     }
 
-    fn message(&mut self, index: usize, message: &Message<'a>, items: &mut Vec<Item<'a>>, spans: &mut Vec<(usize, usize)>) {
+    fn message(&mut self, index: usize, message: &Message<'a>, checked: &mut Checked<'a>, spans: &mut Vec<(usize, usize)>) {
         let Some(subject_location) = subject_location(message.subject) else {
             let detail = format!("expected {SUBJECT_PREFIX}<geographical_location_oid>, got {:?}", message.subject);
             return self.reject_message(index, message, Problem::new("subject", "subject", detail));
         };
+        checked.subject_location = subject_location;
         let decoded = match message.content_type.map(str::trim) {
-            None | Some("" | "application/json") => decode_json::decode(message.payload, items),
-            Some("application/msgpack" | "application/x-msgpack") => decode_msgpack::decode(message.payload, items, spans),
+            None | Some("" | "application/json") => decode_json::decode(message.payload, checked),
+            Some("application/msgpack" | "application/x-msgpack") => decode_msgpack::decode(message.payload, checked, spans),
             Some(other) => {
                 let detail = format!("unsupported Content-Type {other:?}; use application/json or application/msgpack");
                 return self.reject_message(index, message, Problem::new("content_type", "content_type", detail));
@@ -263,14 +294,19 @@ impl<'a> Run<'_, 'a> {
         if let Err(detail) = decoded {
             return self.reject_message(index, message, Problem::new("payload", "decode", detail));
         }
-        self.tally.received += items.len() as u64;
-        for (event_index, item) in items.drain(..).enumerate() {
-            let outcome = match item {
-                Item::Event(raw) => validate(raw, subject_location),
-                Item::NotObject(kind) => Err(Problem::new("payload", "not_object", format!("an event must be an object, got {kind}"))),
-            };
+        self.tally.received += checked.items.len() as u64;
+        // Look every id up before touching anything else: the lookups are independent, so the
+        // CPU overlaps their cache misses (a large seen-set misses on nearly every id), and the
+        // lines are warm again for the inserts below.
+        let seen_before = &mut checked.seen_before;
+        seen_before.clear();
+        seen_before.extend(checked.items.iter().map(|outcome| match outcome {
+            Ok(event) => self.seen.contains(event.detection as u64),
+            Err(_) => false,
+        }));
+        for (event_index, outcome) in checked.items.drain(..).enumerate() {
             match outcome {
-                Ok(event) => self.event(event),
+                Ok(event) => self.event(event, checked.seen_before[event_index]),
                 Err(problem) => {
                     let span = spans.get(event_index).copied().unwrap_or_else(|| decode_json::element_span(message.payload, event_index));
                     self.tally.rejected += 1;
@@ -280,9 +316,9 @@ impl<'a> Run<'_, 'a> {
         }
     }
 
-    fn event(&mut self, event: Event<'a>) {
-        let id = event.detection as u64;
-        if self.state.seen.contains(id) || !self.state.pending.insert(id) {
+    fn event(&mut self, event: Event<'a>, seen_before: bool) {
+        // `insert` catches a copy earlier in this same message.
+        if seen_before || !self.seen.insert(event.detection as u64, self.slot) {
             self.tally.duplicates += 1;
             return;
         }

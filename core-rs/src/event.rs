@@ -23,15 +23,15 @@ pub const TIMESTAMP_MAX_MS: i64 = 253_402_300_799_999;
 /// The index of a known field name, `None` for extra fields (accepted and ignored).
 pub fn field_index(name: &[u8]) -> Option<usize> {
     // The five names differ in length, so one comparison settles it.
-    let index = match name.len() {
-        25 => LOCATION,
-        16 => CAMERA,
-        13 => DETECTION,
-        9 => ITEM,
-        18 => TIMESTAMP,
-        _ => return None,
-    };
-    (FIELDS[index].as_bytes() == name).then_some(index)
+    // Fixed-size comparisons compile to a few word compares instead of a `memcmp` call.
+    match name.len() {
+        25 => (name == b"geographical_location_oid").then_some(LOCATION),
+        16 => (name == b"video_camera_oid").then_some(CAMERA),
+        13 => (name == b"detection_oid").then_some(DETECTION),
+        9 => (name == b"item_name").then_some(ITEM),
+        18 => (name == b"timestamp_detected").then_some(TIMESTAMP),
+        _ => None,
+    }
 }
 
 /// A decoded value before validation, as the wire gave it.

@@ -103,7 +103,9 @@ impl Core {
                 content_type: content_type.as_deref(),
             })
             .collect();
-        let output = py.detach(|| self.engine.process(&messages, now, Options { live }));
+        let mut output = py.detach(|| self.engine.process(&messages, now, Options { live }));
+        let copy_data = PyBytes::new(py, &output.copy).unbind();
+        self.engine.recycle_copy_buffer(std::mem::take(&mut output.copy));
         let rejects = output
             .rejects
             .iter()
@@ -121,18 +123,19 @@ impl Core {
                 Py::new(py, reject)
             })
             .collect::<PyResult<Vec<_>>>()?;
-        Ok(Batch { output, rejects })
+        Ok(Batch { output, rejects, copy_data })
     }
 
     /// Marks the batch's ids as seen; call only once its rows are committed.
     #[pyo3(signature = (token, now_ms = None))]
-    fn commit(&self, token: u64, now_ms: Option<i64>) -> PyResult<usize> {
-        self.engine.commit(token, now_ms.unwrap_or_else(self::now_ms)).map_err(to_py)
+    fn commit(&self, py: Python<'_>, token: u64, now_ms: Option<i64>) -> PyResult<usize> {
+        let now = now_ms.unwrap_or_else(self::now_ms);
+        py.detach(|| self.engine.commit(token, now)).map_err(to_py)
     }
 
     /// Forgets the batch's ids, so a redelivery of its messages is accepted again.
-    fn abort(&self, token: u64) -> PyResult<usize> {
-        self.engine.abort(token).map_err(to_py)
+    fn abort(&self, py: Python<'_>, token: u64) -> PyResult<usize> {
+        py.detach(|| self.engine.abort(token)).map_err(to_py)
     }
 
     /// (seen ids, seen-set bytes, pending ids, open batches, locations).
@@ -147,6 +150,7 @@ impl Core {
 struct Batch {
     output: engine::BatchOutput,
     rejects: Vec<Py<Reject>>,
+    copy_data: Py<PyBytes>,
 }
 
 #[pymethods]
@@ -178,7 +182,7 @@ impl Batch {
     /// Binary COPY of the accepted rows, columns as `COPY_COLUMNS`.
     #[getter]
     fn copy_data<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.output.copy)
+        self.copy_data.bind(py).clone()
     }
     #[getter]
     fn rejects<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {

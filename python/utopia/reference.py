@@ -3,10 +3,11 @@
 Property tests hold the core against this module and the benchmark uses it as the baseline. It
 favours obviousness over speed: one event at a time, dicts and lists.
 
-Dedup rule: an id seen (committed) at arrival time `t` stays a duplicate until
-`generation_start(t) + span + horizon`, where generations are `span = max(horizon // 4, 1)`
+Dedup rule: an id accepted by a batch processed at arrival time `t` is a duplicate from then
+until `generation_start(t) + span + horizon`, where generations are `span = max(horizon // 4, 1)`
 milliseconds long and `generation_start(t) = t - t % span`. That keeps every id for at least
-the horizon and at most one span longer. Ids of batches not yet committed are duplicates too.
+the horizon and at most one span longer. Aborting a batch forgets the ids it accepted, so their
+redelivery is accepted again; committing it keeps them.
 """
 
 from __future__ import annotations
@@ -175,7 +176,6 @@ class ReferenceCore:
         self.horizon_ms = horizon_ms
         self.span_ms = max(horizon_ms // 4, 1)
         self.expires_at: dict[int, int] = {}
-        self.pending: set[int] = set()
         self.open: dict[int, tuple[list[int], int]] = {}
         self.locations: dict[int, str] = {}
         self.next_token = 1
@@ -192,7 +192,7 @@ class ReferenceCore:
             self._remember(detection_oid, at_ms)
 
     def is_duplicate(self, detection_oid: int, now_ms: int) -> bool:
-        return self.expires_at.get(detection_oid, now_ms) > now_ms or detection_oid in self.pending
+        return self.expires_at.get(detection_oid, now_ms) > now_ms
 
     def process(
         self,
@@ -240,22 +240,20 @@ class ReferenceCore:
             if self.is_duplicate(detection, now):
                 batch.duplicates += 1
                 continue
-            self.pending.add(detection)
+            self._remember(detection, now)
             name = self.locations.get(loc)
             batch.unmatched += name is None
             batch.rows.append(Row(loc, camera, detection, item, timestamp, name))
             batch.counts[(timestamp - timestamp % 60_000, loc, camera, item)] += 1
 
     def commit(self, token: int, now_ms: int | None = None) -> int:
-        ids, arrival_ms = self.open.pop(token)
-        for detection_oid in ids:
-            self.pending.discard(detection_oid)
-            self._remember(detection_oid, arrival_ms)
+        ids, _ = self.open.pop(token)
         return len(ids)
 
     def abort(self, token: int) -> int:
         ids, _ = self.open.pop(token)
-        self.pending.difference_update(ids)
+        for detection_oid in ids:
+            del self.expires_at[detection_oid]
         return len(ids)
 
 

@@ -29,9 +29,14 @@ _PART_RE = re.compile(r"^detections_p(\d{8})_(\d{8})$")
 _EPOCH = date(1970, 1, 1)
 
 _FOLD_SQL = """
-WITH d AS (
+WITH p AS (
     DELETE FROM utopia.rollup_pending
-    RETURNING bucket, geographical_location_oid, video_camera_oid, item_name, n
+    RETURNING minute_ms, geographical_location_oids, video_camera_oids, item_names, counts
+), d AS (
+    SELECT 'epoch'::timestamptz + u.m * INTERVAL '1 millisecond' AS bucket,
+           u.l AS geographical_location_oid, u.c AS video_camera_oid, u.i AS item_name, u.n AS n
+    FROM p CROSS JOIN LATERAL unnest(p.minute_ms, p.geographical_location_oids, p.video_camera_oids, p.item_names, p.counts)
+        AS u(m, l, c, i, n)
 ), m AS (
     INSERT INTO utopia.rollup_minute AS r
     SELECT bucket, geographical_location_oid, video_camera_oid, item_name, sum(n)
@@ -44,6 +49,18 @@ WITH d AS (
     FROM d GROUP BY 1, 2, 3, 4
     ON CONFLICT (bucket, geographical_location_oid, video_camera_oid, item_name)
     DO UPDATE SET n = r.n + EXCLUDED.n
+), im AS (
+    INSERT INTO utopia.rollup_item_minute AS r
+    SELECT bucket, geographical_location_oid, item_name, sum(n) FROM d GROUP BY 1, 2, 3
+    ON CONFLICT (bucket, geographical_location_oid, item_name) DO UPDATE SET n = r.n + EXCLUDED.n
+), ih AS (
+    INSERT INTO utopia.rollup_item_hour AS r
+    SELECT date_trunc('hour', bucket, 'UTC'), geographical_location_oid, item_name, sum(n) FROM d GROUP BY 1, 2, 3
+    ON CONFLICT (bucket, geographical_location_oid, item_name) DO UPDATE SET n = r.n + EXCLUDED.n
+), id AS (
+    INSERT INTO utopia.rollup_item_day AS r
+    SELECT date_trunc('day', bucket, 'UTC'), geographical_location_oid, item_name, sum(n) FROM d GROUP BY 1, 2, 3
+    ON CONFLICT (bucket, geographical_location_oid, item_name) DO UPDATE SET n = r.n + EXCLUDED.n
 )
 SELECT count(*) FROM d
 """
@@ -135,6 +152,7 @@ async def _drop_expired(conn: Conn, settings: StorageSettings, now: datetime) ->
     await conn.execute("DELETE FROM utopia.detections_default WHERE timestamp_detected < $1", cutoff)
     minute_cutoff = now - timedelta(days=settings.minute_rollup_retention_days)
     await conn.execute("DELETE FROM utopia.rollup_minute WHERE bucket < $1", minute_cutoff)
+    await conn.execute("DELETE FROM utopia.rollup_item_minute WHERE bucket < $1", minute_cutoff)
     return dropped
 
 
@@ -160,12 +178,18 @@ async def refresh_rollups(conn: Conn, flavour: Flavour, start: datetime, end: da
         return
     lo = start.astimezone(UTC).replace(second=0, microsecond=0, minute=0)
     hi = end.astimezone(UTC).replace(second=0, microsecond=0, minute=0) + timedelta(hours=1)
-    await conn.execute(
-        "CALL refresh_continuous_aggregate('utopia.detections_minute', $1::timestamptz, $2::timestamptz)", lo, hi
-    )
-    await conn.execute(
-        "CALL refresh_continuous_aggregate('utopia.detections_hour', $1::timestamptz, $2::timestamptz)", lo, hi
-    )
+    day_lo, day_hi = lo.replace(hour=0), hi.replace(hour=0) + timedelta(days=1)
+    # Hierarchical aggregates: each after the one it reads.
+    for view, a, b in (
+        ("detections_minute", lo, hi),
+        ("detections_hour", lo, hi),
+        ("detections_item_minute", lo, hi),
+        ("detections_item_hour", lo, hi),
+        ("detections_item_day", day_lo, day_hi),
+    ):
+        await conn.execute(
+            f"CALL refresh_continuous_aggregate('utopia.{view}', $1::timestamptz, $2::timestamptz)", a, b
+        )
 
 
 def _interval(days: int = 0, hours: int = 0) -> str:
@@ -175,7 +199,6 @@ def _interval(days: int = 0, hours: int = 0) -> str:
 async def _timescale_policies(conn: Conn, settings: StorageSettings) -> list[str]:
     s = settings
     late = _interval(hours=s.late_window_hours)
-    hour_start = _interval(hours=s.late_window_hours + 2)
     enabled = await conn.fetchval(
         "SELECT compression_enabled FROM timescaledb_information.hypertables "
         "WHERE hypertable_schema = 'utopia' AND hypertable_name = 'detections'"
@@ -188,12 +211,23 @@ async def _timescale_policies(conn: Conn, settings: StorageSettings) -> list[str
         f"SELECT add_retention_policy('utopia.detections', {_interval(days=s.retention_days)})",
         "SELECT remove_retention_policy('utopia.detections_minute', true)",
         f"SELECT add_retention_policy('utopia.detections_minute', {_interval(days=s.minute_rollup_retention_days)})",
-        "SELECT remove_continuous_aggregate_policy('utopia.detections_minute', true)",
-        f"SELECT add_continuous_aggregate_policy('utopia.detections_minute', {late}, INTERVAL '1 minute', "
-        "INTERVAL '1 minute')",
-        "SELECT remove_continuous_aggregate_policy('utopia.detections_hour', true)",
-        f"SELECT add_continuous_aggregate_policy('utopia.detections_hour', {hour_start}, INTERVAL '1 hour', "
-        "INTERVAL '10 minutes')",
+    ]
+    minute_start, hour_start = late, _interval(hours=s.late_window_hours + 2)
+    day_start = _interval(days=3, hours=s.late_window_hours)
+    for view, start, end, every in (
+        ("detections_minute", minute_start, "INTERVAL '1 minute'", "INTERVAL '1 minute'"),
+        ("detections_hour", hour_start, "INTERVAL '1 hour'", "INTERVAL '10 minutes'"),
+        ("detections_item_minute", minute_start, "INTERVAL '1 minute'", "INTERVAL '1 minute'"),
+        ("detections_item_hour", hour_start, "INTERVAL '1 hour'", "INTERVAL '10 minutes'"),
+        ("detections_item_day", day_start, "INTERVAL '1 day'", "INTERVAL '1 hour'"),
+    ):
+        statements += [
+            f"SELECT remove_continuous_aggregate_policy('utopia.{view}', true)",
+            f"SELECT add_continuous_aggregate_policy('utopia.{view}', {start}, {end}, {every})",
+        ]
+    statements += [
+        "SELECT remove_retention_policy('utopia.detections_item_minute', true)",
+        f"SELECT add_retention_policy('utopia.detections_item_minute', {_interval(days=s.minute_rollup_retention_days)})",
     ]
     if not enabled:
         statements.insert(

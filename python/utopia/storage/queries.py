@@ -42,35 +42,26 @@ __all__ = [
 ]
 
 Conn = Any  # asyncpg.Connection
-_FIRST_FREE = 11  # $1..$10 are the segment bounds of the union
+_FIRST_FREE = 15  # $1..$14 are the segment bounds from split_range
 
 
 @lru_cache(maxsize=64)
 def _union(keys: tuple[str, ...], filters: tuple[str, ...] = ()) -> str:
-    """Counts grouped by `keys` ({t} = the time column) over the three sources; $1..$10 = segments."""
+    """Counts by `keys` ({t} = the time column) from raw rows and the location/item rollups."""
     where = "".join(f" AND {f}" for f in filters)
 
-    def part(table: str, t: str, count: str, ranges: str) -> str:
+    def part(table: str, t: str, count: str, first: int, pairs: int) -> str:
         cols = ", ".join([k.format(t=t) for k in keys] + [f"{count} AS n"])
         group = f" GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}" if keys else ""
+        ranges = " OR ".join(f"({t} >= ${first + 2 * i} AND {t} < ${first + 2 * i + 1})" for i in range(pairs))
         return f"SELECT {cols} FROM {table} WHERE ({ranges}){where}{group}"
 
-    raw_t, bucket = "timestamp_detected", "bucket"
     return "\nUNION ALL\n".join(
         [
-            part(
-                "utopia.detections",
-                raw_t,
-                "count(*)",
-                f"({raw_t} >= $1 AND {raw_t} < $2) OR ({raw_t} >= $3 AND {raw_t} < $4)",
-            ),
-            part(
-                "utopia.detections_minute",
-                bucket,
-                "sum(n)",
-                "(bucket >= $5 AND bucket < $6) OR (bucket >= $7 AND bucket < $8)",
-            ),
-            part("utopia.detections_hour", bucket, "sum(n)", "bucket >= $9 AND bucket < $10"),
+            part("utopia.detections", "timestamp_detected", "count(*)", 1, 2),
+            part("utopia.detections_item_minute", "bucket", "sum(n)", 5, 2),
+            part("utopia.detections_item_hour", "bucket", "sum(n)", 9, 2),
+            part("utopia.detections_item_day", "bucket", "sum(n)", 13, 1),
         ]
     )
 
@@ -142,18 +133,22 @@ async def timeseries(
     if bucket not in ("minute", "hour", "day"):
         raise ValueError("bucket must be minute, hour or day")
     filters, args = _filters(location, item)
-    rows = await conn.fetch(
-        _timeseries_sql(bucket, filters), *split_range(start, end, use_hours=bucket != "minute"), *args
-    )
+    rows = await conn.fetch(_timeseries_sql(bucket, filters), *split_range(start, end, bucket), *args)
     return [BucketCount(**dict(r)) for r in rows]
 
 
-_CAMERAS_SQL = f"""
+_CAMERAS_SQL = """
 WITH recent AS (
-    SELECT video_camera_oid, sum(n)::int8 AS n FROM ({_union(("video_camera_oid",))}) AS s GROUP BY 1
+    SELECT video_camera_oid, sum(n)::int8 AS n FROM (
+        SELECT video_camera_oid, count(*) AS n FROM utopia.detections
+        WHERE (timestamp_detected >= $1 AND timestamp_detected < $2) OR (timestamp_detected >= $3 AND timestamp_detected < $4)
+        GROUP BY 1
+        UNION ALL
+        SELECT video_camera_oid, sum(n) FROM utopia.detections_minute WHERE bucket >= $5 AND bucket < $6 GROUP BY 1
+    ) AS s GROUP BY 1
 ), seen AS (
     SELECT DISTINCT ON (video_camera_oid) video_camera_oid, geographical_location_oid, bucket
-    FROM utopia.detections_hour WHERE bucket >= $11
+    FROM utopia.detections_hour WHERE bucket >= $7
     ORDER BY video_camera_oid, bucket DESC
 )
 SELECT s.video_camera_oid, s.geographical_location_oid, l.geographical_location,
@@ -179,7 +174,7 @@ async def cameras(
     when the last event is older than `silent_after`."""
     now = to_utc(now, "now")
     since = floor_to(now - lookback, timedelta(hours=1))
-    rows = await conn.fetch(_CAMERAS_SQL, *split_range(now - recent, now), since)
+    rows = await conn.fetch(_CAMERAS_SQL, *split_range(now - recent, now, "minute")[:6], since)
     return [CameraStatus(**dict(r), silent=now - r["last_event"] > silent_after) for r in rows]
 
 

@@ -1,8 +1,8 @@
 """Splitting a time range [start, end) into the parts each source can answer exactly.
 
-Whole hours come from the hour rollup, whole minutes from the minute rollup, and the ragged
-sub-minute edges from raw rows, so an analytics query reads few rows yet counts exactly what lies
-in [start, end). All buckets are UTC.
+Whole days come from the day rollup, whole hours from the hour rollup, whole minutes from the
+minute rollup and the ragged sub-minute edges from raw rows, so an analytics query reads few rows
+yet counts exactly what lies in [start, end). All buckets are UTC.
 """
 
 from __future__ import annotations
@@ -13,10 +13,13 @@ __all__ = ["Segments", "ceil_to", "floor_to", "split_range", "to_utc"]
 
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_STEPS = {"raw": (), "minute": (MINUTE,), "hour": (MINUTE, HOUR), "day": (MINUTE, HOUR, DAY)}
 
-# (raw_a, raw_b, minute_a, minute_b, hour): each a [lo, hi) pair; an empty part has lo == hi.
-Segments = tuple[datetime, datetime, datetime, datetime, datetime, datetime, datetime, datetime, datetime, datetime]
+# Fourteen bounds: raw [a, b) [c, d), minute [a, b) [c, d), hour [a, b) [c, d), day [a, b).
+# An unused part has equal bounds, so it matches nothing.
+Segments = list[datetime]
 
 
 def to_utc(value: datetime, name: str = "time") -> datetime:
@@ -35,16 +38,22 @@ def ceil_to(value: datetime, step: timedelta) -> datetime:
     return floored if floored == value else floored + step
 
 
-def split_range(start: datetime, end: datetime, *, use_hours: bool = True) -> Segments:
-    """The raw / minute / hour parts of [start, end); their union is exactly the range."""
+def split_range(start: datetime, end: datetime, coarsest: str = "day") -> Segments:
+    """The parts of [start, end) for raw rows and each rollup level up to `coarsest`.
+
+    Each level takes the ragged pieces at both ends that the next coarser level cannot hold; the
+    coarsest usable level takes the middle whole. Their union is exactly [start, end).
+    """
     start, end = to_utc(start, "from"), to_utc(end, "to")
-    if end <= start:
-        return (start, start, start, start, start, start, start, start, start, start)  # every part empty
-    m1, m2 = ceil_to(start, MINUTE), floor_to(end, MINUTE)
-    if m1 >= m2:
-        return (start, end, end, end, end, end, end, end, end, end)
-    if use_hours:
-        h1, h2 = ceil_to(start, HOUR), floor_to(end, HOUR)
-        if h1 < h2:
-            return (start, m1, m2, end, m1, h1, h2, m2, h1, h2)
-    return (start, m1, m2, end, m1, m2, m2, m2, m2, m2)
+    end = max(start, end)
+    parts: list[datetime] = []
+    lo, hi = start, end
+    for step in _STEPS[coarsest]:
+        a, b = ceil_to(start, step), floor_to(end, step)
+        if a >= b:
+            break
+        parts += [lo, a, b, hi]
+        lo, hi = a, b
+    parts += [lo, hi, hi, hi]  # the coarsest usable level: the middle, whole
+    parts += [end] * (16 - len(parts))
+    return parts[:14]

@@ -47,9 +47,8 @@ class BatchLike(Protocol):
 
 
 _PENDING_INSERT = """
-INSERT INTO utopia.rollup_pending (bucket, geographical_location_oid, video_camera_oid, item_name, n)
-SELECT 'epoch'::timestamptz + m * INTERVAL '1 millisecond', l, c, i, n
-FROM unnest(${0}::int8[], ${1}::int8[], ${2}::int8[], ${3}::text[], ${4}::int8[]) AS u(m, l, c, i, n)
+INSERT INTO utopia.rollup_pending (minute_ms, geographical_location_oids, video_camera_oids, item_names, counts)
+VALUES (${0}::int8[], ${1}::int8[], ${2}::int8[], ${3}::text[], ${4}::int8[])
 """
 
 _PROGRESS_SQL = """

@@ -20,16 +20,24 @@ CREATE INDEX detections_camera_idx ON utopia.detections (video_camera_oid, times
 -- Dedup warm-up reads the ids ingested within the last horizon.
 CREATE INDEX detections_ingested_brin ON utopia.detections USING brin (ingested_at);
 
--- Increments per (minute, location, camera, item) appended by every write transaction; folded
--- into the rollup tables by maintenance. The views below add them, so reads are always exact.
+-- Increments per (minute, location, camera, item) appended by every write transaction, one row
+-- per batch holding columns as arrays (a single small insert keeps the write path close to a bare
+-- COPY); folded into the rollup tables by maintenance. The views below add them, so reads are
+-- always exact whether or not the fold has run.
 CREATE TABLE utopia.rollup_pending (
-    bucket timestamptz NOT NULL,
-    geographical_location_oid bigint NOT NULL,
-    video_camera_oid bigint NOT NULL,
-    item_name text NOT NULL,
-    n bigint NOT NULL
+    minute_ms int8[] NOT NULL,
+    geographical_location_oids int8[] NOT NULL,
+    video_camera_oids int8[] NOT NULL,
+    item_names text[] NOT NULL,
+    counts int8[] NOT NULL
 );
-CREATE INDEX rollup_pending_bucket_idx ON utopia.rollup_pending (bucket);
+
+CREATE VIEW utopia.rollup_pending_rows AS
+    SELECT 'epoch'::timestamptz + u.m * INTERVAL '1 millisecond' AS bucket,
+           u.l AS geographical_location_oid, u.c AS video_camera_oid, u.i AS item_name, u.n AS n
+    FROM utopia.rollup_pending p
+    CROSS JOIN LATERAL unnest(p.minute_ms, p.geographical_location_oids, p.video_camera_oids, p.item_names, p.counts)
+        AS u(m, l, c, i, n);
 
 CREATE TABLE utopia.rollup_minute (
     bucket timestamptz NOT NULL,
@@ -49,14 +57,43 @@ CREATE TABLE utopia.rollup_hour (
     PRIMARY KEY (bucket, geographical_location_oid, video_camera_oid, item_name)
 );
 
+-- Without the camera, for analytics by location and item (top items, time series): far fewer
+-- rows to read, and a day level so a week-long range reads little.
+CREATE TABLE utopia.rollup_item_minute (
+    bucket timestamptz NOT NULL,
+    geographical_location_oid bigint NOT NULL,
+    item_name text NOT NULL,
+    n bigint NOT NULL,
+    PRIMARY KEY (bucket, geographical_location_oid, item_name)
+);
+CREATE TABLE utopia.rollup_item_hour (LIKE utopia.rollup_item_minute INCLUDING ALL);
+CREATE TABLE utopia.rollup_item_day (LIKE utopia.rollup_item_minute INCLUDING ALL);
+
 -- Same names and columns as the TimescaleDB continuous aggregates; buckets are UTC.
 CREATE VIEW utopia.detections_minute AS
     SELECT bucket, geographical_location_oid, video_camera_oid, item_name, n FROM utopia.rollup_minute
     UNION ALL
-    SELECT bucket, geographical_location_oid, video_camera_oid, item_name, n FROM utopia.rollup_pending;
+    SELECT bucket, geographical_location_oid, video_camera_oid, item_name, n FROM utopia.rollup_pending_rows;
 
 CREATE VIEW utopia.detections_hour AS
     SELECT bucket, geographical_location_oid, video_camera_oid, item_name, n FROM utopia.rollup_hour
     UNION ALL
     SELECT date_trunc('hour', bucket, 'UTC'), geographical_location_oid, video_camera_oid, item_name, n
-    FROM utopia.rollup_pending;
+    FROM utopia.rollup_pending_rows;
+
+CREATE VIEW utopia.detections_item_minute AS
+    SELECT bucket, geographical_location_oid, item_name, n FROM utopia.rollup_item_minute
+    UNION ALL
+    SELECT bucket, geographical_location_oid, item_name, n FROM utopia.rollup_pending_rows;
+
+CREATE VIEW utopia.detections_item_hour AS
+    SELECT bucket, geographical_location_oid, item_name, n FROM utopia.rollup_item_hour
+    UNION ALL
+    SELECT date_trunc('hour', bucket, 'UTC'), geographical_location_oid, item_name, n
+    FROM utopia.rollup_pending_rows;
+
+CREATE VIEW utopia.detections_item_day AS
+    SELECT bucket, geographical_location_oid, item_name, n FROM utopia.rollup_item_day
+    UNION ALL
+    SELECT date_trunc('day', bucket, 'UTC'), geographical_location_oid, item_name, n
+    FROM utopia.rollup_pending_rows;

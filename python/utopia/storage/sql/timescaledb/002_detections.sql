@@ -38,3 +38,28 @@ CREATE MATERIALIZED VIEW utopia.detections_hour
     FROM utopia.detections_minute
     GROUP BY 1, 2, 3, 4
     WITH NO DATA;
+
+-- Without the camera, for analytics by location and item (see the plain flavour).
+CREATE MATERIALIZED VIEW utopia.detections_item_minute
+    WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
+    SELECT time_bucket(INTERVAL '1 minute', bucket) AS bucket,
+           geographical_location_oid, item_name, sum(n)::bigint AS n
+    FROM utopia.detections_minute
+    GROUP BY 1, 2, 3
+    WITH NO DATA;
+
+CREATE MATERIALIZED VIEW utopia.detections_item_hour
+    WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
+    SELECT time_bucket(INTERVAL '1 hour', bucket) AS bucket,
+           geographical_location_oid, item_name, sum(n)::bigint AS n
+    FROM utopia.detections_item_minute
+    GROUP BY 1, 2, 3
+    WITH NO DATA;
+
+CREATE MATERIALIZED VIEW utopia.detections_item_day
+    WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
+    SELECT time_bucket(INTERVAL '1 day', bucket) AS bucket,
+           geographical_location_oid, item_name, sum(n)::bigint AS n
+    FROM utopia.detections_item_hour
+    GROUP BY 1, 2, 3
+    WITH NO DATA;

@@ -1,0 +1,77 @@
+//! Times `Engine::process` + `commit` without Python: `cargo run --release --example hotpath`.
+//! The figures that count come from `make bench`; this is for profiling the Rust side alone.
+
+use std::time::Instant;
+
+use utopia_core::{Engine, Message, Options};
+
+fn msgpack_event(out: &mut Vec<u8>, location: i64, camera: i64, detection: i64, item: &str, ts: i64) {
+    out.push(0x85);
+    for (key, value) in [
+        ("geographical_location_oid", location),
+        ("video_camera_oid", camera),
+        ("detection_oid", detection),
+    ] {
+        out.push(0xa0 | key.len() as u8);
+        out.extend_from_slice(key.as_bytes());
+        out.push(0xd3);
+        out.extend_from_slice(&value.to_be_bytes());
+    }
+    out.push(0xa9);
+    out.extend_from_slice(b"item_name");
+    out.push(0xa0 | item.len() as u8);
+    out.extend_from_slice(item.as_bytes());
+    out.push(0xb2);
+    out.extend_from_slice(b"timestamp_detected");
+    out.push(0xd3);
+    out.extend_from_slice(&ts.to_be_bytes());
+}
+
+fn main() {
+    let events: i64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let items = ["person", "car", "bicycle", "bus", "truck", "dog"];
+    let mut payloads = Vec::new();
+    let mut subjects = Vec::new();
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut id = 0;
+    for message in 0..events / 500 {
+        let location = (message % 30) + 1;
+        let mut payload = vec![0xdc, 0x01, 0xf4];
+        for _ in 0..500 {
+            let detection = if next() % 20 == 0 && id > 10 { id - (next() % 10) as i64 } else { id += 1; id };
+            let item = items[(next() % items.len() as u64) as usize];
+            msgpack_event(&mut payload, location, location * 100 + (next() % 8) as i64, detection, item, 1_764_160_000_000 + message);
+        }
+        payloads.push(payload);
+        subjects.push(format!("utopia.detections.{location}"));
+    }
+    for _ in 0..5 {
+        let engine = Engine::new(3_600_000).unwrap();
+        if std::env::var_os("COLD").is_none() {
+            // A worker in steady state: the previous generation holds as many ids as this run adds.
+            let old: Vec<i64> = (0..events).map(|i| i + 1_000_000_000_000).collect();
+            engine.warm(&old, &vec![1_764_160_000_000 - 1_200_000; old.len()], 1_764_160_000_000).unwrap();
+        }
+        let start = Instant::now();
+        let mut accepted = 0;
+        for (chunk, subject_chunk) in payloads.chunks(20).zip(subjects.chunks(20)) {
+            let messages: Vec<Message<'_>> = chunk
+                .iter()
+                .zip(subject_chunk)
+                .map(|(p, s)| Message { payload: p, subject: s, content_type: Some("application/msgpack") })
+                .collect();
+            let mut out = engine.process(&messages, 1_764_160_000_000, Options::default());
+            accepted += out.tally.accepted;
+            engine.recycle_copy_buffer(std::mem::take(&mut out.copy));
+            engine.commit(out.token, 1_764_160_000_000).unwrap();
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        println!("{:.2} M events/s ({accepted} accepted)", events as f64 / seconds / 1e6);
+    }
+}
