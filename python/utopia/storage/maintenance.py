@@ -35,8 +35,9 @@ WITH p AS (
 ), d AS (
     SELECT 'epoch'::timestamptz + u.m * INTERVAL '1 millisecond' AS bucket,
            u.l AS geographical_location_oid, u.c AS video_camera_oid, u.i AS item_name, u.n AS n
-    FROM p CROSS JOIN LATERAL unnest(p.minute_ms, p.geographical_location_oids, p.video_camera_oids, p.item_names, p.counts)
-        AS u(m, l, c, i, n)
+    FROM p CROSS JOIN LATERAL unnest(
+        p.minute_ms, p.geographical_location_oids, p.video_camera_oids, p.item_names, p.counts
+    ) AS u(m, l, c, i, n)
 ), m AS (
     INSERT INTO utopia.rollup_minute AS r
     SELECT bucket, geographical_location_oid, video_camera_oid, item_name, sum(n)
@@ -225,9 +226,10 @@ async def _timescale_policies(conn: Conn, settings: StorageSettings) -> list[str
             f"SELECT remove_continuous_aggregate_policy('utopia.{view}', true)",
             f"SELECT add_continuous_aggregate_policy('utopia.{view}', {start}, {end}, {every})",
         ]
+    minute_retention = _interval(days=s.minute_rollup_retention_days)
     statements += [
         "SELECT remove_retention_policy('utopia.detections_item_minute', true)",
-        f"SELECT add_retention_policy('utopia.detections_item_minute', {_interval(days=s.minute_rollup_retention_days)})",
+        f"SELECT add_retention_policy('utopia.detections_item_minute', {minute_retention})",
     ]
     if not enabled:
         statements.insert(

@@ -1,10 +1,11 @@
 """Analytics queries: all of the read SQL lives here; used by the CLI and the API.
 
-Counts combine three sources over the parts of [from, to) from `ranges.split_range`: the hour
-rollup `utopia.detections_hour` for whole hours, the minute rollup `utopia.detections_minute` for
-whole minutes and raw `utopia.detections` rows for the ragged edges; each query is one statement
-(one snapshot). Both flavours expose the rollups under these names (plain: views over rollup tables
-plus pending increments; TimescaleDB: continuous aggregates with real-time aggregation).
+Counts by location and item combine the parts of [from, to) from `ranges.split_range`: whole days,
+hours and minutes from the rollups `utopia.detections_item_{day,hour,minute}` and the ragged edges
+from raw `utopia.detections` rows; per-camera figures use `utopia.detections_{minute,hour}`. Each
+query is one statement (one snapshot). Both flavours expose the rollups under these names (plain:
+views over rollup tables plus pending increments; TimescaleDB: continuous aggregates with
+real-time aggregation).
 Location names come from `utopia.locations` at query time, so a location loaded later resolves.
 """
 
@@ -141,7 +142,8 @@ _CAMERAS_SQL = """
 WITH recent AS (
     SELECT video_camera_oid, sum(n)::int8 AS n FROM (
         SELECT video_camera_oid, count(*) AS n FROM utopia.detections
-        WHERE (timestamp_detected >= $1 AND timestamp_detected < $2) OR (timestamp_detected >= $3 AND timestamp_detected < $4)
+        WHERE (timestamp_detected >= $1 AND timestamp_detected < $2)
+           OR (timestamp_detected >= $3 AND timestamp_detected < $4)
         GROUP BY 1
         UNION ALL
         SELECT video_camera_oid, sum(n) FROM utopia.detections_minute WHERE bucket >= $5 AND bucket < $6 GROUP BY 1
