@@ -7,11 +7,9 @@ use utopia_core::{Engine, Message, Options};
 
 fn msgpack_event(out: &mut Vec<u8>, location: i64, camera: i64, detection: i64, item: &str, ts: i64) {
     out.push(0x85);
-    for (key, value) in [
-        ("geographical_location_oid", location),
-        ("video_camera_oid", camera),
-        ("detection_oid", detection),
-    ] {
+    for (key, value) in
+        [("geographical_location_oid", location), ("video_camera_oid", camera), ("detection_oid", detection)]
+    {
         out.push(0xa0 | key.len() as u8);
         out.extend_from_slice(key.as_bytes());
         out.push(0xd3);
@@ -44,9 +42,21 @@ fn main() {
         let location = (message % 30) + 1;
         let mut payload = vec![0xdc, 0x01, 0xf4];
         for _ in 0..500 {
-            let detection = if next() % 20 == 0 && id > 10 { id - (next() % 10) as i64 } else { id += 1; id };
+            let detection = if next() % 20 == 0 && id > 10 {
+                id - (next() % 10) as i64
+            } else {
+                id += 1;
+                id
+            };
             let item = items[(next() % items.len() as u64) as usize];
-            msgpack_event(&mut payload, location, location * 100 + (next() % 8) as i64, detection, item, 1_764_160_000_000 + message);
+            msgpack_event(
+                &mut payload,
+                location,
+                location * 100 + (next() % 8) as i64,
+                detection,
+                item,
+                1_764_160_000_000 + message,
+            );
         }
         payloads.push(payload);
         subjects.push(format!("utopia.detections.{location}"));
@@ -72,6 +82,8 @@ fn main() {
             engine.commit(out.token, 1_764_160_000_000).unwrap();
         }
         let seconds = start.elapsed().as_secs_f64();
-        println!("{:.2} M events/s ({accepted} accepted)", events as f64 / seconds / 1e6);
+        #[allow(clippy::cast_precision_loss)] // an event count far below 2^52
+        let rate = events as f64 / seconds / 1e6;
+        println!("{rate:.2} M events/s ({accepted} accepted)");
     }
 }

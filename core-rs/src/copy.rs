@@ -34,7 +34,15 @@ impl CopyWriter {
     }
 
     /// Appends one row; `timestamp_ms` must be validated (0..=year 9999) so it cannot overflow.
-    pub fn row(&mut self, location: i64, camera: i64, detection: i64, item: &str, timestamp_ms: i64, name: Option<&str>) {
+    pub fn row(
+        &mut self,
+        location: i64,
+        camera: i64,
+        detection: i64,
+        item: &str,
+        timestamp_ms: i64,
+        name: Option<&str>,
+    ) {
         let buf = &mut self.buf;
         buf.extend_from_slice(&(COPY_COLUMNS.len() as i16).to_be_bytes());
         for value in [location, camera, detection] {

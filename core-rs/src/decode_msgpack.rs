@@ -32,6 +32,7 @@ struct Fault {
 
 type Read<T> = Result<T, Fault>;
 
+#[derive(Clone, Copy)]
 enum Head {
     Int(i64),
     Uint(u64),

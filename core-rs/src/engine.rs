@@ -108,7 +108,10 @@ type CountMap<'a> = HashMap<(i64, i64, i64, Cow<'a, str>), u32, FxBuildHasher>;
 impl Engine {
     pub fn new(horizon_ms: i64) -> Result<Self, CoreError> {
         if horizon_ms <= 0 {
-            return Err(CoreError::InvalidArgument { name: "horizon_ms", reason: format!("must be > 0, got {horizon_ms}") });
+            return Err(CoreError::InvalidArgument {
+                name: "horizon_ms",
+                reason: format!("must be > 0, got {horizon_ms}"),
+            });
         }
         Ok(Engine {
             state: Mutex::new(DedupState {
@@ -250,7 +253,9 @@ impl<'a> Sink<'a> for Checked<'a> {
     fn push(&mut self, item: Item<'a>) {
         self.items.push(match item {
             Item::Event(raw) => validate(raw, self.subject_location),
-            Item::NotObject(kind) => Err(Problem::new("payload", "not_object", format!("an event must be an object, got {kind}"))),
+            Item::NotObject(kind) => {
+                Err(Problem::new("payload", "not_object", format!("an event must be an object, got {kind}")))
+            }
         });
     }
     fn reserve(&mut self, additional: usize) {
@@ -274,10 +279,21 @@ impl<'a> Run<'_, 'a> {
     fn reject_message(&mut self, index: usize, message: &Message<'_>, problem: Problem) {
         self.tally.received += 1;
         self.tally.rejected += 1;
-        self.rejects.push(Reject { message_index: index, event_index: None, problem, span: (0, message.payload.len()) });
+        self.rejects.push(Reject {
+            message_index: index,
+            event_index: None,
+            problem,
+            span: (0, message.payload.len()),
+        });
     }
 
-    fn message(&mut self, index: usize, message: &Message<'a>, checked: &mut Checked<'a>, spans: &mut Vec<(usize, usize)>) {
+    fn message(
+        &mut self,
+        index: usize,
+        message: &Message<'a>,
+        checked: &mut Checked<'a>,
+        spans: &mut Vec<(usize, usize)>,
+    ) {
         let Some(subject_location) = subject_location(message.subject) else {
             let detail = format!("expected {SUBJECT_PREFIX}<geographical_location_oid>, got {:?}", message.subject);
             return self.reject_message(index, message, Problem::new("subject", "subject", detail));
@@ -285,7 +301,9 @@ impl<'a> Run<'_, 'a> {
         checked.subject_location = subject_location;
         let decoded = match message.content_type.map(str::trim) {
             None | Some("" | "application/json") => decode_json::decode(message.payload, checked),
-            Some("application/msgpack" | "application/x-msgpack") => decode_msgpack::decode(message.payload, checked, spans),
+            Some("application/msgpack" | "application/x-msgpack") => {
+                decode_msgpack::decode(message.payload, checked, spans)
+            }
             Some(other) => {
                 let detail = format!("unsupported Content-Type {other:?}; use application/json or application/msgpack");
                 return self.reject_message(index, message, Problem::new("content_type", "content_type", detail));
@@ -308,7 +326,10 @@ impl<'a> Run<'_, 'a> {
             match outcome {
                 Ok(event) => self.event(event, checked.seen_before[event_index]),
                 Err(problem) => {
-                    let span = spans.get(event_index).copied().unwrap_or_else(|| decode_json::element_span(message.payload, event_index));
+                    let span = spans
+                        .get(event_index)
+                        .copied()
+                        .unwrap_or_else(|| decode_json::element_span(message.payload, event_index));
                     self.tally.rejected += 1;
                     self.rejects.push(Reject { message_index: index, event_index: Some(event_index), problem, span });
                 }

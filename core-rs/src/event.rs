@@ -3,13 +3,8 @@
 use std::borrow::Cow;
 
 /// Fields of Dataset A, in the order they are validated (and reported) in.
-pub const FIELDS: [&str; 5] = [
-    "geographical_location_oid",
-    "video_camera_oid",
-    "detection_oid",
-    "item_name",
-    "timestamp_detected",
-];
+pub const FIELDS: [&str; 5] =
+    ["geographical_location_oid", "video_camera_oid", "detection_oid", "item_name", "timestamp_detected"];
 pub const LOCATION: usize = 0;
 pub const CAMERA: usize = 1;
 pub const DETECTION: usize = 2;
@@ -113,7 +108,7 @@ fn integer_field(raw: &RawEvent<'_>, index: usize, min: i64, max: i64, rule: &st
 }
 
 /// Checks `raw` against the contract; `subject_location` is the location token of the subject.
-pub fn validate<'a>(raw: RawEvent<'a>, subject_location: i64) -> Result<Event<'a>, Problem> {
+pub fn validate(raw: RawEvent<'_>, subject_location: i64) -> Result<Event<'_>, Problem> {
     if let Some(index) = raw.duplicate_field {
         return Err(Problem::new(FIELDS[index], "duplicate_field", "field appears more than once"));
     }

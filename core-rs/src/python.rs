@@ -145,6 +145,9 @@ impl Core {
     }
 }
 
+/// (minute_ms, location, camera, item, count) columns.
+type CountColumns = (Vec<i64>, Vec<i64>, Vec<i64>, Vec<String>, Vec<u32>);
+
 /// The result of one `Core.process` call.
 #[pyclass(frozen, module = "utopia._core")]
 struct Batch {
@@ -193,7 +196,7 @@ impl Batch {
         self.output.ids.clone()
     }
     /// (minute_ms, location, camera, item, count) columns of the accepted events.
-    fn counts(&self) -> (Vec<i64>, Vec<i64>, Vec<i64>, Vec<String>, Vec<u32>) {
+    fn counts(&self) -> CountColumns {
         let c = &self.output.counts;
         (c.minute_ms.clone(), c.location.clone(), c.camera.clone(), c.item.clone(), c.count.clone())
     }

@@ -36,11 +36,13 @@ class _Engine(Protocol):
     def commit(self, token: int, now_ms: int | None = None) -> int: ...  # pragma: no cover
 
 
-def make_batches(events: int, content_type: str, seed: int = 7) -> list[tuple[list[bytes], list[str], list[Any]]]:
-    """Payload batches with ~5 % re-sent detection ids (within and across messages)."""
+def make_batches(
+    events: int, content_type: str, seed: int = 7, *, first_id: int = 1, duplicate_rate: float = DUPLICATE_RATE
+) -> list[tuple[list[bytes], list[str], list[Any]]]:
+    """Payload batches with re-sent detection ids (within and across messages)."""
     rng = random.Random(seed)
     encode = msgspec.msgpack.encode if content_type == MSGPACK else msgspec.json.encode
-    next_id = 1
+    next_id = first_id
     recent: list[int] = []
     messages: list[tuple[bytes, str]] = []
     for message in range(events // EVENTS_PER_MESSAGE):
@@ -49,7 +51,7 @@ def make_batches(events: int, content_type: str, seed: int = 7) -> list[tuple[li
         # A live stream at 10,000 events/s: detections a few seconds old when they arrive.
         now_ms = BASE_MS + message * EVENTS_PER_MESSAGE // 10
         for _ in range(EVENTS_PER_MESSAGE):
-            if recent and rng.random() < DUPLICATE_RATE:
+            if recent and rng.random() < duplicate_rate:
                 detection = rng.choice(recent)
             else:
                 detection = next_id

@@ -1,0 +1,63 @@
+# Utopia: `make demo` runs the system, `make test` checks everything. `make help` lists the rest.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+export VIRTUAL_ENV := $(VENV)
+export PATH := $(VENV)/bin:$(PATH)
+# PyO3 builds (clippy, maturin) use the project's interpreter, not whatever python3 is first.
+export PYO3_PYTHON := $(PY)
+
+STAMP := $(VENV)/.installed
+
+.PHONY: help dev build test test-rust test-python lint fmt bench demo clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml edge/pyproject.toml server/pyproject.toml tui/pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ./edge
+	$(PY) -m pip install -q "maturin>=1.7,<2"
+	$(VENV)/bin/maturin develop --release -q --extras dev
+	$(PY) -m pip install -q -e ./server -e ./tui
+	@touch $@
+
+dev: $(STAMP) ## create .venv with the core (Rust extension), edge, server, dashboard and dev tools
+
+build: $(STAMP) ## (re)build the Rust extension into .venv
+	$(VENV)/bin/maturin develop --release -q
+
+test-rust: ## cargo test and clippy on the Rust core
+	cargo test -q
+	cargo clippy -q --all-targets --all-features -- -D warnings
+
+lint: build ## ruff, mypy --strict, stubtest of the extension, rustfmt and clippy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(PY) -m mypy.stubtest utopia._core
+	cargo fmt --check
+	cargo clippy -q --all-targets --all-features -- -D warnings
+
+test-python: build ## pytest (real nats-server and PostgreSQL, started by the tests)
+	$(VENV)/bin/pytest
+
+test: build test-rust lint test-python ## everything CI runs
+
+fmt: ## format Python and Rust
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+	cargo fmt
+
+bench: build ## benchmarks: core hot path against the pure-Python reference
+	$(PY) -m utopia.benchmarks.core
+
+demo: build ## run the system on this machine with embedded defaults
+	$(VENV)/bin/utopia demo
+
+clean: ## remove build output and the virtual environment
+	rm -rf target $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Utopia's terminal dashboard (Textual). Screens arrive with the dashboard issue."""
