@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from typing import final
 
-__all__ = ["Core", "Batch", "Reject", "CoreArgumentError", "UnknownBatchError", "COPY_COLUMNS", "EVENT_FIELDS"]
+__all__ = ["COPY_COLUMNS", "EVENT_FIELDS", "Batch", "Core", "CoreArgumentError", "Reject", "UnknownBatchError"]
 
 COPY_COLUMNS: tuple[str, ...]
 EVENT_FIELDS: tuple[str, ...]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import msgspec
+
 from utopia_edge.settings import (
     LogLevel,
     NatsSettings,

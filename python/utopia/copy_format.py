@@ -74,8 +74,11 @@ def decode(data: bytes) -> list[Row]:
             values.append(data[pos : pos + length])
             pos += length
         loc, cam, det, item, ts, name = values
-        assert isinstance(loc, bytes) and isinstance(cam, bytes) and isinstance(det, bytes)
-        assert isinstance(item, bytes) and isinstance(ts, bytes)
+        assert isinstance(loc, bytes)
+        assert isinstance(cam, bytes)
+        assert isinstance(det, bytes)
+        assert isinstance(item, bytes)
+        assert isinstance(ts, bytes)
         rows.append(
             Row(
                 int.from_bytes(loc, "big", signed=True),

@@ -131,7 +131,7 @@ def _integer(value: Any, name: str, low: int, high: int) -> int | Problem:
     return value
 
 
-def validate(event: Any, subject_location: int) -> tuple[int, int, int, str, int] | Problem:
+def validate(event: Any, subject_location: int) -> tuple[int, int, int, str, int] | Problem:  # noqa: PLR0911 -- one return per rule reads plainest
     if not isinstance(event, Pairs):
         return Problem("payload", "not_object")
     values: dict[str, Any] = {}
@@ -206,12 +206,12 @@ class ReferenceCore:
         batch = ReferenceBatch(token=self.next_token)
         self.next_token += 1
         for index, (payload, subject, content_type) in enumerate(zip(payloads, subjects, content_types, strict=True)):
-            self._message(batch, index, payload, subject, content_type, now)
+            self._message(batch, index, payload, subject=subject, content_type=content_type, now=now)
         self.open[batch.token] = (batch.ids(), now)
         return batch
 
     def _message(
-        self, batch: ReferenceBatch, index: int, payload: bytes, subject: str, content_type: str | None, now: int
+        self, batch: ReferenceBatch, index: int, payload: bytes, *, subject: str, content_type: str | None, now: int
     ) -> None:
         location = subject_location(subject)
         problem: Problem | None = None

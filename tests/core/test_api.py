@@ -65,7 +65,12 @@ def test_reject_carries_reason_subject_and_event_bytes() -> None:
     batch = core.process([bad], ["utopia.detections.1"], [None])
     (reject,) = batch.rejects
     assert reject.reason == "item_name: must be 1 to 5000 characters, got 0"
-    assert (reject.field, reject.code, reject.subject, reject.payload) == ("item_name", "range", "utopia.detections.1", bad)
+    assert (reject.field, reject.code, reject.subject, reject.payload) == (
+        "item_name",
+        "range",
+        "utopia.detections.1",
+        bad,
+    )
 
 
 def test_process_releases_the_gil_for_the_batch() -> None:

@@ -57,7 +57,7 @@ def events(draw: st.DrawFn, location: int, *, allow_huge: bool) -> Any:
 
 @st.composite
 def messages(draw: st.DrawFn) -> tuple[bytes, str, str | None]:
-    location = draw(st.sampled_from(LOCATIONS + [99]))
+    location = draw(st.sampled_from([*LOCATIONS, 99]))
     content_type = draw(st.sampled_from([JSON, MSGPACK, None]))
     wire = MSGPACK if content_type == MSGPACK else JSON
     batch = draw(st.lists(events(location, allow_huge=wire == JSON), min_size=1, max_size=6))

@@ -136,10 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     ok = True
     for content_type in (MSGPACK, JSON):
         rust_rate, rust_accepted = throughput(
-            lambda: Core(), make_batches(args.events, content_type), args.events, args.repeats
+            Core, make_batches(args.events, content_type), args.events, args.repeats
         )
         ref_rate, _ = throughput(
-            lambda: ReferenceCore(), make_batches(args.reference_events, content_type), args.reference_events, 3
+            ReferenceCore, make_batches(args.reference_events, content_type), args.reference_events, 3
         )
         ratio = rust_rate / ref_rate
         target = targets[content_type]
