@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -77,8 +78,22 @@ def connect_options(settings: NatsSettings, *, name: str) -> dict[str, Any]:
     return options
 
 
-async def _log_error(exc: Exception) -> None:
-    log.warning("nats: %s", exc or type(exc).__name__)
+def _error_logger(every_s: float = 30.0) -> Callable[[Exception], Awaitable[None]]:
+    """The client reports every failed reconnect attempt; repeats of one message are logged every 30 s.
+
+    A closure, not a callable object: the client insists on a coroutine function.
+    """
+    last: dict[str, float] = {}
+
+    async def log_error(exc: Exception) -> None:
+        text = str(exc) or type(exc).__name__
+        now = time.monotonic()
+        if now - last.get(text, -every_s) >= every_s:
+            last.clear()
+            last[text] = now
+            log.warning("nats: %s", text)
+
+    return log_error
 
 
 async def connect_with_backoff(
@@ -98,7 +113,7 @@ async def connect_with_backoff(
         try:
             return await connect(
                 **options,
-                error_cb=_log_error,
+                error_cb=_error_logger(),
                 disconnected_cb=disconnected_cb,
                 reconnected_cb=reconnected_cb,
             )

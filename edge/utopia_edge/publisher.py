@@ -192,8 +192,10 @@ class Publisher:
                 if not inflight:
                     if failure is not None:
                         raise SendFailedError(failure)
-                    # Idle (or disconnected): wake on a newly sealed batch, or poll the connection.
-                    await wait_within(self._sealed.wait(), 0.25)
+                    if nc.is_connected:  # idle: wake on a newly sealed batch
+                        await wait_within(self._sealed.wait(), 0.25)
+                    else:  # the client is reconnecting; the sealed flag stays set meanwhile
+                        await asyncio.sleep(0.1)
                     continue
                 failure = await self._settle(inflight, failure, room=failure is None and len(inflight) < window)
         finally:
