@@ -54,7 +54,7 @@ class Stats:
     # (monotonic time, events_acked) samples of the last few seconds, for the send rate.
     _samples: collections.deque[tuple[float, int]] = field(default_factory=lambda: collections.deque(maxlen=64))
 
-    def record_acked(self, batches: Sequence[Batch], _now: float) -> None:
+    def record_acked(self, batches: Sequence[Batch]) -> None:
         self.batches_acked += len(batches)
         self.events_acked += sum(batch.events for batch in batches)
 

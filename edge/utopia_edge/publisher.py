@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import time
 
 import msgspec
 import nats.errors
@@ -234,7 +233,7 @@ class Publisher:
                 failure = failure or f"no ack for batch {batch.batch_id} within {self._edge.ack_timeout_s:g} s"
         if acked:
             await self._outbox.delete(acked)
-            self._stats.record_acked(acked, time.time())
+            self._stats.record_acked(acked)
             self._pulse()
         return failure
 
