@@ -1,144 +1,36 @@
-"""Analytics queries against an independent computation over the raw events.
-
-The data spans 4 hours across a day boundary, is written in several batches with some rollup
-increments folded and others pending, and ends with late rows landing in old (already folded)
-buckets. Ranges are random, so they cut through minutes, hours and days.
-"""
+"""Analytics queries on the plain flavour against an independent computation over raw events."""
 
 from __future__ import annotations
 
 import random
-from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from tests.storage import data
-from tests.storage.data import LOCATIONS, T0, Event
-from utopia.storage import Progress, fold_rollups, load_locations, queries, write_batch
+from tests.storage.checks import SPAN, check_cameras, check_counts, check_pagination, load_dataset, random_ranges
+from tests.storage.data import T0
+from utopia.storage import Progress, queries, write_batch
 
 pytestmark = pytest.mark.timeout(120)
 
-SPAN = timedelta(hours=4)
 
-
-async def _load(conn: Any, *, fold_late: bool = False) -> list[Event]:
-    rng = random.Random(42)
-    events = data.make_events(rng, 6000, span=SPAN, first_id=1)
-    events.sort(key=lambda e: e.timestamp_detected)
-    late = data.make_events(rng, 300, span=timedelta(minutes=70), first_id=100_000)  # old buckets, written last
-    await load_locations(conn, list(LOCATIONS.items()))
-    core = data.new_core()
-    for i in range(0, len(events), 1500):
-        batch = data.process(core, events[i : i + 1500])
-        await write_batch(conn, batch, None, flavour="plain")
-        core.commit(batch.token)
-        if i < 3000:
-            await fold_rollups(conn)
-    await write_batch(conn, data.process(core, late), None, flavour="plain")
-    if fold_late:
-        await fold_rollups(conn)
-    return events + late
-
-
-def _random_ranges(rng: random.Random, count: int) -> list[tuple[datetime, datetime]]:
-    ranges = [
-        (T0, T0 + SPAN),  # everything
-        (T0 - timedelta(days=1), T0 + timedelta(days=1)),
-        (T0 + timedelta(minutes=30), T0 + timedelta(minutes=90)),  # whole hours 23:00-00:00
-        (T0 + timedelta(seconds=10), T0 + timedelta(seconds=50)),  # inside one minute
-        (T0 + timedelta(hours=1), T0 + timedelta(hours=1)),  # empty
-    ]
-    total_ms = SPAN // timedelta(milliseconds=1)
-    for _ in range(count):
-        a, b = sorted(rng.randrange(-60_000, total_ms + 60_000) for _ in range(2))
-        ranges.append((T0 + timedelta(milliseconds=a), T0 + timedelta(milliseconds=b)))
-    return ranges
-
-
-@pytest.mark.parametrize("fold_late", [False, True], ids=["late-pending", "late-folded"])
-async def test_top_items_timeseries_and_locations_match_raw(conn: Any, fold_late: bool) -> None:
-    events = await _load(conn, fold_late=fold_late)
-    rng = random.Random(7)
-    for start, end in _random_ranges(rng, 25):
-        for x in (1, 3):
-            got = await queries.top_items(conn, x, start, end)
-            assert [(r.geographical_location_oid, r.item_rank, r.item_name, r.count) for r in got] == data.top_items(
-                events, x, start, end
-            ), (start, end, x)
-            assert all(r.geographical_location == LOCATIONS.get(r.geographical_location_oid) for r in got)
-        only = await queries.top_items(conn, 2, start, end, location=2)
-        assert [(r.geographical_location_oid, r.item_rank, r.item_name, r.count) for r in only] == [
-            row for row in data.top_items(events, 2, start, end) if row[0] == 2
-        ]
-        for bucket in ("minute", "hour", "day"):
-            series = await queries.timeseries(conn, bucket, start, end)  # type: ignore[arg-type]
-            expected = data.timeseries(events, bucket, start, end)
-            assert [(r.bucket, r.geographical_location_oid, r.item_name, r.count) for r in series] == expected
-        filtered = await queries.timeseries(conn, "hour", start, end, location=1, item="car")
-        assert [(r.bucket, r.count) for r in filtered] == [
-            (b, n) for b, loc, item, n in data.timeseries(events, "hour", start, end) if loc == 1 and item == "car"
-        ]
-        counts = Counter(e.geographical_location_oid for e in data.in_range(events, start, end))
-        located = await queries.locations(conn, start, end)
-        assert [(r.geographical_location_oid, r.geographical_location, r.count) for r in located] == [
-            (oid, name, counts[oid]) for oid, name in sorted(LOCATIONS.items())
-        ]
+@pytest.mark.parametrize("settle_late", [False, True], ids=["late-pending", "late-folded"])
+async def test_top_items_timeseries_and_locations_match_raw(conn: Any, settle_late: bool) -> None:
+    events = await load_dataset(conn, "plain", settle_late=settle_late)
+    await check_counts(conn, events, random_ranges(random.Random(7), 25))
 
 
 async def test_cameras_match_raw(conn: Any) -> None:
-    events = await _load(conn)
-    rng = random.Random(8)
-    for _ in range(10):
-        now = T0 + timedelta(milliseconds=rng.randrange(SPAN // timedelta(milliseconds=1)))
-        recent, silent_after, lookback = timedelta(minutes=5), timedelta(seconds=90), timedelta(hours=1)
-        got = await queries.cameras(conn, now, recent=recent, silent_after=silent_after, lookback=lookback)
-        since = (now - lookback).replace(minute=0, second=0, microsecond=0)
-        seen = {e.video_camera_oid for e in events if e.at >= since}
-        expected = []
-        for cam in sorted(seen):
-            mine = [e for e in events if e.video_camera_oid == cam]
-            last = max(e.at for e in mine)
-            n = sum(now - recent <= e.at < now for e in mine)
-            loc = mine[0].geographical_location_oid
-            expected.append((cam, loc, LOCATIONS.get(loc), last, n, now - last > silent_after))
-        assert [
-            (
-                c.video_camera_oid,
-                c.geographical_location_oid,
-                c.geographical_location,
-                c.last_event,
-                c.recent_count,
-                c.silent,
-            )
-            for c in got
-        ] == expected
+    events = await load_dataset(conn, "plain")
+    await check_cameras(conn, events, random.Random(8), 10)
 
 
 @pytest.mark.parametrize("location", [None, 3])
 async def test_detections_keyset_pagination(conn: Any, location: int | None) -> None:
-    events = await _load(conn)
-    start, end = T0 + timedelta(minutes=17, seconds=3), T0 + timedelta(hours=2, minutes=1)
-    expected = sorted(
-        (e.timestamp_detected, e.detection_oid)
-        for e in data.in_range(events, start, end)
-        if location is None or e.geographical_location_oid == location
-    )
-    got: list[tuple[int, int]] = []
-    cursor = None
-    pages = 0
-    while True:
-        page = await queries.detections(conn, start, end, limit=97, cursor=cursor, location=location)
-        got += [(data.ms(d.timestamp_detected), d.detection_oid) for d in page.items]
-        pages += 1
-        if page.next_cursor is None:
-            break
-        cursor = page.next_cursor
-    assert got == expected
-    assert pages == max(1, -(-len(expected) // 97))
-    first = (await queries.detections(conn, start, end, limit=1, location=location)).items[0]
-    assert first.geographical_location == LOCATIONS.get(first.geographical_location_oid)
+    events = await load_dataset(conn, "plain")
+    await check_pagination(conn, events, location)
 
 
 async def test_bad_arguments(conn: Any) -> None:

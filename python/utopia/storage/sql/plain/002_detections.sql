@@ -32,6 +32,14 @@ CREATE TABLE utopia.rollup_pending (
     counts int8[] NOT NULL
 );
 
+-- Out of line but uncompressed: pglz on every write costs more than the space it saves here.
+ALTER TABLE utopia.rollup_pending
+    ALTER COLUMN minute_ms SET STORAGE EXTERNAL,
+    ALTER COLUMN geographical_location_oids SET STORAGE EXTERNAL,
+    ALTER COLUMN video_camera_oids SET STORAGE EXTERNAL,
+    ALTER COLUMN item_names SET STORAGE EXTERNAL,
+    ALTER COLUMN counts SET STORAGE EXTERNAL;
+
 CREATE VIEW utopia.rollup_pending_rows AS
     SELECT 'epoch'::timestamptz + u.m * INTERVAL '1 millisecond' AS bucket,
            u.l AS geographical_location_oid, u.c AS video_camera_oid, u.i AS item_name, u.n AS n
