@@ -56,6 +56,9 @@ pub struct Tally {
     pub rejected: u64,
     /// Accepted events whose location is not in Dataset B (yet).
     pub unmatched: u64,
+    /// Oldest and newest `timestamp_detected` of the accepted events (epoch ms), for freshness.
+    pub oldest_ms: Option<i64>,
+    pub newest_ms: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -348,6 +351,9 @@ impl<'a> Run<'_, 'a> {
             self.tally.unmatched += 1;
         }
         self.tally.accepted += 1;
+        let ts = event.timestamp_ms;
+        self.tally.oldest_ms = Some(self.tally.oldest_ms.map_or(ts, |old| old.min(ts)));
+        self.tally.newest_ms = Some(self.tally.newest_ms.map_or(ts, |new| new.max(ts)));
         self.ids.push(event.detection);
         self.copy.row(event.location, event.camera, event.detection, &event.item_name, event.timestamp_ms, name);
         if let Some(live) = &mut self.live {

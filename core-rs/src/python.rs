@@ -182,6 +182,10 @@ impl Batch {
     fn unmatched(&self) -> u64 {
         self.output.tally.unmatched
     }
+    /// (oldest, newest) `timestamp_detected` of the accepted events in epoch ms; None if none.
+    fn timestamp_range(&self) -> Option<(i64, i64)> {
+        self.output.tally.oldest_ms.zip(self.output.tally.newest_ms)
+    }
     /// Binary COPY of the accepted rows, columns as `COPY_COLUMNS`.
     #[getter]
     fn copy_data<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {

@@ -126,4 +126,5 @@ fn counts_group_by_minute_location_camera_and_item() {
     assert_eq!(out.counts.count, vec![3]);
     assert_eq!(out.counts.minute_ms, vec![NOW - NOW % 60_000]);
     assert_eq!(out.counts.item, vec!["car".to_string()]);
+    assert_eq!((out.tally.oldest_ms, out.tally.newest_ms), (Some(NOW), Some(NOW)));
 }

@@ -30,6 +30,7 @@ __all__ = [
     "NatsSettings",
     "Settings",
     "SettingsError",
+    "StreamSettings",
     "StorageSettings",
     "load",
 ]
@@ -71,10 +72,36 @@ class DedupSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class IngestSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # Durable pull consumer of the DETECTIONS stream shared by the ingest workers.
+    consumer: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+$")] = "ingest"
+    # Messages per fetch (each carries up to a few hundred events from an edge agent).
     fetch_batch: PositiveInt = 200
-    max_in_flight: PositiveInt = 4
+    fetch_timeout_s: PositiveFloat = 1.0
+    # Processed batches waiting for the database; fetching stops while this many wait.
+    max_in_flight: PositiveInt = 2
+    # JetStream redelivers a message not acknowledged within this time; workers heartbeat
+    # messages they are still writing, so this only bounds recovery after a crash.
+    ack_wait_s: PositiveFloat = 30.0
+    max_ack_pending: PositiveInt = 20_000
+    # Retry of a failed database write: first delay, doubling up to the maximum.
+    retry_initial_s: PositiveFloat = 0.2
+    retry_max_s: PositiveFloat = 5.0
+    # Partition upkeep and rollup folding (plain PostgreSQL flavour).
+    maintenance_interval_s: PositiveFloat = 60.0
     metrics_host: str = "127.0.0.1"
+    # 0 disables the /metrics listener.
     metrics_port: Port = 9108
+
+
+class StreamSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """JetStream streams provisioned by `utopia migrate`."""
+
+    replicas: Annotated[int, msgspec.Meta(ge=1, le=5)] = 1
+    max_age_days: PositiveFloat = 7.0
+    # Bytes kept in DETECTIONS before the oldest messages go; -1 is no size limit.
+    max_bytes: Annotated[int, msgspec.Meta(ge=-1)] = 50 * 2**30
+    duplicate_window_s: Annotated[float, msgspec.Meta(ge=120)] = 120.0
+    dlq_max_age_days: PositiveFloat = 30.0
 
 
 class ApiSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -92,6 +119,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     dedup: DedupSettings = msgspec.field(default_factory=DedupSettings)
     storage: StorageSettings = msgspec.field(default_factory=StorageSettings)
     ingest: IngestSettings = msgspec.field(default_factory=IngestSettings)
+    streams: StreamSettings = msgspec.field(default_factory=StreamSettings)
     api: ApiSettings = msgspec.field(default_factory=ApiSettings)
     log_level: LogLevel = "info"
 

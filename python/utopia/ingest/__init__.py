@@ -1,0 +1,1 @@
+"""Ingest: JetStream -> Rust core -> database, acknowledged only after commit."""

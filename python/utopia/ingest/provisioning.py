@@ -1,0 +1,123 @@
+"""JetStream streams and the ingest consumer, as the contract names them (`utopia migrate`).
+
+Idempotent: what exists with the wanted settings is left alone; what exists with different
+settings is reported, never changed silently (changing retention or subjects of a live archive
+is a decision for a person).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import nats
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, DiscardPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+from utopia_edge.connection import connect_options
+from utopia_edge.contract import DETECTIONS_STREAM, DETECTIONS_SUBJECTS, DLQ_STREAM, DLQ_SUBJECT
+
+from utopia.config import IngestSettings, Settings, StreamSettings
+
+DAY_S = 86_400.0
+
+
+class ProvisioningConflict(RuntimeError):
+    """A stream or consumer exists with settings other than the wanted ones."""
+
+
+def stream_configs(streams: StreamSettings) -> list[StreamConfig]:
+    return [
+        StreamConfig(
+            name=DETECTIONS_STREAM,
+            subjects=[DETECTIONS_SUBJECTS],
+            storage=StorageType.FILE,
+            num_replicas=streams.replicas,
+            max_age=streams.max_age_days * DAY_S,
+            max_bytes=streams.max_bytes,
+            # Publishers must hear "full" rather than have old history dropped under them.
+            discard=DiscardPolicy.OLD,
+            duplicate_window=streams.duplicate_window_s,
+        ),
+        StreamConfig(
+            name=DLQ_STREAM,
+            subjects=[DLQ_SUBJECT],
+            storage=StorageType.FILE,
+            num_replicas=streams.replicas,
+            max_age=streams.dlq_max_age_days * DAY_S,
+            duplicate_window=streams.duplicate_window_s,
+        ),
+    ]
+
+
+def consumer_config(ingest: IngestSettings) -> ConsumerConfig:
+    return ConsumerConfig(
+        durable_name=ingest.consumer,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        filter_subject=DETECTIONS_SUBJECTS,
+        ack_wait=ingest.ack_wait_s,
+        max_ack_pending=ingest.max_ack_pending,
+        # Never give up on a message: an event is stored or dead-lettered, not dropped.
+        max_deliver=-1,
+    )
+
+
+_STREAM_FIELDS = ("subjects", "storage", "num_replicas", "max_age", "max_bytes", "duplicate_window")
+_CONSUMER_FIELDS = ("ack_policy", "filter_subject", "ack_wait", "max_ack_pending", "max_deliver")
+
+
+def _differences(have: Any, want: Any, fields: tuple[str, ...]) -> list[str]:
+    out = []
+    for name in fields:
+        a, b = getattr(have, name), getattr(want, name)
+        if isinstance(a, float) or isinstance(b, float):
+            same = a is not None and b is not None and abs(float(a) - float(b)) < 1e-3
+        else:
+            same = a == b
+        if not same:
+            out.append(f"{name} is {a!r}, wanted {b!r}")
+    return out
+
+
+async def provision_jetstream(js: Any, settings: Settings) -> list[str]:
+    """Creates what is missing; returns what it did. Raises `ProvisioningConflict` on drift."""
+    lines: list[str] = []
+    conflicts: list[str] = []
+    for wanted in stream_configs(settings.streams):
+        try:
+            info = await js.stream_info(wanted.name)
+        except NotFoundError:
+            await js.add_stream(config=wanted)
+            lines.append(f"created stream {wanted.name}")
+            continue
+        diff = _differences(info.config, wanted, _STREAM_FIELDS)
+        if diff:
+            conflicts.append(f"stream {wanted.name}: " + "; ".join(diff))
+        else:
+            lines.append(f"stream {wanted.name} up to date")
+    wanted_consumer = consumer_config(settings.ingest)
+    try:
+        consumer = await js.consumer_info(DETECTIONS_STREAM, settings.ingest.consumer)
+    except NotFoundError:
+        await js.add_consumer(DETECTIONS_STREAM, config=wanted_consumer)
+        lines.append(f"created consumer {settings.ingest.consumer}")
+    else:
+        diff = _differences(consumer.config, wanted_consumer, _CONSUMER_FIELDS)
+        if diff:
+            conflicts.append(f"consumer {settings.ingest.consumer}: " + "; ".join(diff))
+        else:
+            lines.append(f"consumer {settings.ingest.consumer} up to date")
+    if conflicts:
+        raise ProvisioningConflict(
+            "existing JetStream objects differ from the settings (left unchanged; update or delete them by hand "
+            "with the nats CLI, or change the settings): " + " | ".join(conflicts)
+        )
+    return lines
+
+
+async def provision(settings: Settings) -> list[str]:
+    """The `utopia migrate` hook."""
+    nc = await nats.connect(**connect_options(settings.nats, name="utopia-migrate"))
+    try:
+        return await provision_jetstream(nc.jetstream(), settings)
+    finally:
+        await nc.close()

@@ -1,0 +1,148 @@
+"""Driving ingest in tests: settings for private servers, publishing, waiting, reading results."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import asyncpg
+import nats
+from utopia_edge.contract import DETECTIONS_STREAM
+
+from utopia import config
+from utopia.copy_format import Row
+from utopia.ingest.worker import Worker
+from utopia.reference import ReferenceCore
+
+Message = tuple[str, bytes, dict[str, str]]
+
+
+def make_settings(nats_url: str, db_url: str, **flat: object) -> config.Settings:
+    """Settings for the test's own servers; fast redelivery so crash tests do not wait long."""
+    overrides: dict[str, object] = {
+        "nats.url": nats_url,
+        "database.url": db_url,
+        "ingest.ack_wait_s": 3.0,
+        "ingest.fetch_timeout_s": 0.2,
+        "ingest.metrics_port": 0,
+        "ingest.retry_max_s": 1.0,
+    }
+    overrides.update(flat)
+    return config.load(env={}, overrides=overrides)
+
+
+def settings_env(settings: config.Settings) -> dict[str, str]:
+    """The same settings as environment variables, for a worker in a subprocess."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UTOPIA_")}
+    env.update(
+        {
+            "UTOPIA_NATS_URL": settings.nats.url,
+            "UTOPIA_DATABASE_URL": settings.database.url,
+            "UTOPIA_INGEST_ACK_WAIT_S": str(settings.ingest.ack_wait_s),
+            "UTOPIA_INGEST_FETCH_TIMEOUT_S": str(settings.ingest.fetch_timeout_s),
+            "UTOPIA_INGEST_METRICS_PORT": "0",
+            "UTOPIA_INGEST_RETRY_MAX_S": str(settings.ingest.retry_max_s),
+            "UTOPIA_LOG_LEVEL": "warning",
+        }
+    )
+    return env
+
+
+async def publish(url: str, messages: Sequence[Message], *, in_flight: int = 64) -> None:
+    """Publishes to JetStream, waiting for every acknowledgement."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        for start in range(0, len(messages), in_flight):
+            chunk = messages[start : start + in_flight]
+            await asyncio.gather(*(js.publish(s, p, headers=h or None) for s, p, h in chunk))
+    finally:
+        await nc.close()
+
+
+async def wait_until_consumed(url: str, consumer: str = "ingest", *, timeout: float = 60.0) -> None:
+    """Until the consumer has nothing pending and nothing awaiting acknowledgement."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        deadline = time.monotonic() + timeout
+        while True:
+            info = await js.consumer_info(DETECTIONS_STREAM, consumer)
+            if info.num_pending == 0 and info.num_ack_pending == 0:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"consumer still has {info.num_pending} pending, {info.num_ack_pending} unacked")
+            await asyncio.sleep(0.2)
+    finally:
+        await nc.close()
+
+
+async def stored_rows(db_url: str) -> list[Row]:
+    conn = await asyncpg.connect(db_url)
+    try:
+        records = await conn.fetch(
+            """SELECT geographical_location_oid, video_camera_oid, detection_oid, item_name,
+                      (extract(epoch FROM timestamp_detected) * 1000)::int8 AS ts, geographical_location
+               FROM utopia.detections ORDER BY detection_oid"""
+        )
+    finally:
+        await conn.close()
+    return [Row(*r) for r in records]
+
+
+def expected(messages: Sequence[Message], locations: dict[int, str]) -> Any:
+    """What must end up stored and dead-lettered: the reference core over the stream, in order."""
+    ref = ReferenceCore()
+    ref.set_locations(list(locations), list(locations.values()))
+    return ref.process(
+        [m[1] for m in messages],
+        [m[0] for m in messages],
+        [m[2].get("Content-Type") for m in messages],
+    )
+
+
+@contextlib.asynccontextmanager
+async def worker_task(settings: config.Settings) -> AsyncIterator[Worker]:
+    """An ingest worker in this event loop, stopped (gracefully) on exit."""
+    stop = asyncio.Event()
+    worker = Worker(settings)
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        yield worker
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=60)
+
+
+class IngestProcess:
+    """`utopia ingest` as a child process, for kill -9."""
+
+    def __init__(self, settings: config.Settings) -> None:
+        self.env = settings_env(settings)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "utopia.cli", "ingest"], env=self.env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
+        )
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def terminate(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=60)
+
+    def stderr(self) -> str:
+        assert self.proc is not None and self.proc.stderr is not None
+        return self.proc.stderr.read().decode(errors="replace")[-3000:]
