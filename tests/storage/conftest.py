@@ -17,11 +17,6 @@ from utopia.storage import migrations
 _names = itertools.count()
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # Until the root pytest config lists it (see the storage report).
-    config.addinivalue_line("markers", "timescaledb: TimescaleDB flavour tests through the PGlite bridge (needs node)")
-
-
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
     with PostgresServer() as server:

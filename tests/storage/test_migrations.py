@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from typing import Any
 
 import asyncpg
@@ -11,8 +9,7 @@ import pytest
 
 from tests.support.postgres import free_port
 from utopia import cli
-from utopia.commands import migrate as migrate_command
-from utopia.config import Settings, StorageSettings
+from utopia.config import StorageSettings
 from utopia.storage import migrations
 
 pytestmark = pytest.mark.timeout(60)
@@ -106,36 +103,13 @@ async def test_flavour_cannot_change_in_place(db_url: str) -> None:
         await conn.close()
 
 
-def test_cli_migrate_twice(
-    empty_db_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(migrate_command, "PROVISIONING_MODULE", "utopia_test_no_such_module")
-    assert cli.main(["migrate", "--database-url", empty_db_url]) == 0
-    out = capsys.readouterr().out
-    assert "applied 2" in out
-    assert "nats: skipped" in out
+def test_cli_migrate_twice(empty_db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["migrate", "--database-url", empty_db_url, "--skip-nats"]) == 0
     out = capsys.readouterr().out
-    assert "applied 0, up to date 2" in out
+    assert "applied 2" in out
     assert "nats" not in out
-
-
-def test_cli_migrate_calls_the_provisioning_hook(
-    db_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    seen: list[Settings] = []
-
-    async def provision(settings: Settings) -> list[str]:
-        seen.append(settings)
-        return ["stream DETECTIONS ok"]
-
-    hook = types.ModuleType("utopia_test_provisioning")
-    hook.provision = provision  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "utopia_test_provisioning", hook)
-    monkeypatch.setattr(migrate_command, "PROVISIONING_MODULE", "utopia_test_provisioning")
-    assert cli.main(["migrate", "--database-url", db_url]) == 0
-    assert "nats: stream DETECTIONS ok" in capsys.readouterr().out
-    assert seen[0].database.url == db_url
+    assert cli.main(["migrate", "--database-url", empty_db_url, "--skip-nats"]) == 0
+    assert "applied 0, up to date 2" in capsys.readouterr().out
 
 
 def test_cli_migrate_unreachable_database(capsys: pytest.CaptureFixture[str]) -> None:

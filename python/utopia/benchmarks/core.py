@@ -135,9 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     targets = {MSGPACK: 5_000_000, JSON: 2_000_000}
     ok = True
     for content_type in (MSGPACK, JSON):
-        rust_rate, rust_accepted = throughput(
-            Core, make_batches(args.events, content_type), args.events, args.repeats
-        )
+        rust_rate, rust_accepted = throughput(Core, make_batches(args.events, content_type), args.events, args.repeats)
         ref_rate, _ = throughput(
             ReferenceCore, make_batches(args.reference_events, content_type), args.reference_events, 3
         )

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 from typing import Any
 
 import asyncpg
+import nats.errors
 
 from utopia.config import Settings
+from utopia.ingest.provisioning import ProvisioningConflict, provision
 from utopia.storage import migrations
 from utopia.storage.connect import DatabaseUnavailable, add_database_flag, connect, fail, settings_from_args
-
-# NATS provisioning (streams DETECTIONS, DETECTIONS_DLQ, consumers) belongs to the ingest package.
-# Hook: that module defines `async def provision(settings: Settings) -> list[str]` (lines to print).
-PROVISIONING_MODULE = "utopia.ingest.provisioning"
 
 
 def register(subparsers: Any) -> None:
@@ -54,15 +51,12 @@ async def _migrate(settings: Settings, *, skip_nats: bool) -> int:
 
 
 async def provision_nats(settings: Settings) -> int:
-    """Run the ingest package's provisioning hook, if it is installed."""
     try:
-        module = importlib.import_module(PROVISIONING_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != PROVISIONING_MODULE and not PROVISIONING_MODULE.startswith(f"{exc.name}."):
-            raise
-        print(f"nats: skipped ({PROVISIONING_MODULE} is not part of this build)")
-        return 0
-    lines: list[str] = await module.provision(settings)
+        lines = await provision(settings)
+    except ProvisioningConflict as exc:
+        return fail(str(exc))
+    except (nats.errors.Error, OSError, TimeoutError) as exc:
+        return fail(f"cannot provision NATS at nats.url (UTOPIA_NATS_URL): {exc!r}; use --skip-nats to migrate only")
     for line in lines:
         print(f"nats: {line}")
     return 0

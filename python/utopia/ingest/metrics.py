@@ -23,7 +23,10 @@ class IngestMetrics:
             "utopia_ingest_batch_events", "Events per processed batch", buckets=SIZE_BUCKETS, registry=r
         )
         self.commit_seconds = Histogram(
-            "utopia_ingest_commit_seconds", "Database write + commit time per batch", buckets=LATENCY_BUCKETS, registry=r
+            "utopia_ingest_commit_seconds",
+            "Database write + commit time per batch",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.publish_to_commit_seconds = Histogram(
             "utopia_ingest_publish_to_commit_seconds",

@@ -19,6 +19,12 @@ from typing import Any
 
 import asyncpg
 import nats.errors
+
+from utopia import Batch, Core
+from utopia.config import Settings
+from utopia.ingest.metrics import IngestMetrics
+from utopia.storage.models import Flavour, Progress, WriteResult
+from utopia.storage.writer import write_batch
 from utopia_edge.contract import (
     DLQ_SUBJECT,
     HEADER_CONTENT_TYPE,
@@ -28,12 +34,6 @@ from utopia_edge.contract import (
     HEADER_SOURCE_SUBJECT,
     LIVE_SUBJECT_PREFIX,
 )
-
-from utopia import Batch, Core
-from utopia.config import Settings
-from utopia.ingest.metrics import IngestMetrics
-from utopia.storage.models import Flavour, Progress, WriteResult
-from utopia.storage.writer import write_batch
 
 log = logging.getLogger("utopia.ingest")
 
@@ -123,8 +123,10 @@ class Pipeline:
 
     async def _pause(self, delay: float) -> None:
         """Sleeps `delay`, or raises `Stopping` as soon as a stop is requested."""
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that races it.
         try:
-            await asyncio.wait_for(self.stop.wait(), timeout=delay)
+            async with asyncio.timeout(delay):
+                await self.stop.wait()
         except TimeoutError:
             return
         raise Stopping
@@ -232,7 +234,9 @@ class Pipeline:
         }
         messages = [(LIVE_COUNTS, json.dumps(summary).encode())]
         if batch.rejects:
-            rejects = [{"field": r.field, "code": r.code, "reason": r.reason, "subject": r.subject} for r in batch.rejects]
+            rejects = [
+                {"field": r.field, "code": r.code, "reason": r.reason, "subject": r.subject} for r in batch.rejects
+            ]
             messages.append((LIVE_REJECTS, json.dumps(rejects).encode()))
         new_ids = None if result.new_ids is None else set(result.new_ids)
         for oid, body in batch.live():

@@ -12,10 +12,10 @@ from typing import Any
 import nats
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, DiscardPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
-from utopia_edge.connection import connect_options
-from utopia_edge.contract import DETECTIONS_STREAM, DETECTIONS_SUBJECTS, DLQ_STREAM, DLQ_SUBJECT
 
 from utopia.config import IngestSettings, Settings, StreamSettings
+from utopia_edge.connection import connect_options
+from utopia_edge.contract import DETECTIONS_STREAM, DETECTIONS_SUBJECTS, DLQ_STREAM, DLQ_SUBJECT
 
 DAY_S = 86_400.0
 
@@ -69,6 +69,8 @@ def _differences(have: Any, want: Any, fields: tuple[str, ...]) -> list[str]:
     out = []
     for name in fields:
         a, b = getattr(have, name), getattr(want, name)
+        if b is None:  # left to the server's default
+            continue
         if isinstance(a, float) or isinstance(b, float):
             same = a is not None and b is not None and abs(float(a) - float(b)) < 1e-3
         else:
@@ -116,7 +118,10 @@ async def provision_jetstream(js: Any, settings: Settings) -> list[str]:
 
 async def provision(settings: Settings) -> list[str]:
     """The `utopia migrate` hook."""
-    nc = await nats.connect(**connect_options(settings.nats, name="utopia-migrate"))
+    options = connect_options(settings.nats, name="utopia-migrate")
+    # A one-off command fails fast instead of waiting for the server like a service does.
+    options.update(max_reconnect_attempts=2, reconnect_time_wait=0.5)
+    nc = await nats.connect(**options)
     try:
         return await provision_jetstream(nc.jetstream(), settings)
     finally:

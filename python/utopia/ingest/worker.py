@@ -21,8 +21,6 @@ import nats
 import nats.errors
 import nats.js.errors
 from prometheus_client import start_http_server
-from utopia_edge.connection import connect_options
-from utopia_edge.contract import DETECTIONS_STREAM
 
 from utopia import Core
 from utopia.config import Settings
@@ -33,6 +31,8 @@ from utopia.storage.locations import NOTIFY_CHANNEL, fetch_locations
 from utopia.storage.maintenance import maintain
 from utopia.storage.models import Flavour
 from utopia.storage.writer import recent_ids
+from utopia_edge.connection import connect_options
+from utopia_edge.contract import DETECTIONS_STREAM
 
 log = logging.getLogger("utopia.ingest")
 
@@ -88,7 +88,9 @@ class Worker:
             psub = await js.pull_subscribe_bind(durable=consumer, stream=DETECTIONS_STREAM)
         except nats.js.errors.NotFoundError as exc:
             await nc.close()
-            raise IngestError(f"consumer {consumer} on stream {DETECTIONS_STREAM} not found: run `utopia migrate`") from exc
+            raise IngestError(
+                f"consumer {consumer} on stream {DETECTIONS_STREAM} not found: run `utopia migrate`"
+            ) from exc
         pipeline = Pipeline(self.settings, self.core, self.metrics, js=js, nc=nc, flavour=flavour, consumer=consumer)
         server = self._serve_metrics()
         tasks = [
@@ -113,7 +115,8 @@ class Worker:
             self.stopping.set()
             # The writer gets a bounded grace period; what it cannot finish is handed back.
             try:
-                await asyncio.wait_for(asyncio.gather(*tasks), timeout=self.settings.ingest.ack_wait_s)
+                async with asyncio.timeout(self.settings.ingest.ack_wait_s):
+                    await asyncio.gather(*tasks)
             except TimeoutError:
                 pipeline.stop.set()
                 await asyncio.gather(*tasks, return_exceptions=True)
@@ -149,6 +152,8 @@ class Worker:
             except (nats.errors.ConnectionClosedError, nats.errors.NoRespondersError, nats.js.errors.APIError) as exc:
                 log.warning("fetch failed; retrying", extra={"error": repr(exc)})
                 await asyncio.sleep(ingest.retry_initial_s)
+                continue
+            if not msgs:  # the client can hand back an empty batch (status messages only)
                 continue
             item = await pipeline.process(msgs)
             self.in_flight.append(item)
@@ -198,6 +203,7 @@ class Worker:
                 conn = await asyncpg.connect(self.settings.database.url, timeout=10)
             except (*TRANSIENT_DB_ERRORS, asyncpg.PostgresError) as exc:
                 log.warning("upkeep skipped: database unavailable", extra={"error": repr(exc)})
+                await asyncio.sleep(self.settings.ingest.retry_max_s)
                 continue
             only_reload = self.reload_locations.is_set()
             self.reload_locations.clear()
@@ -215,9 +221,10 @@ class Worker:
             finally:
                 await conn.close()
 
-    async def _wait_or_reload(self, timeout: float) -> None:
+    async def _wait_or_reload(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.reload_locations.wait(), timeout=timeout)
+            async with asyncio.timeout(seconds):
+                await self.reload_locations.wait()
 
     async def _listen_for_locations(self) -> None:
         """`utopia locations load` notifies after its commit; reload then, not at the next upkeep."""
@@ -228,7 +235,7 @@ class Worker:
                 await asyncio.sleep(self.settings.ingest.retry_max_s)
                 continue
             lost = asyncio.Event()
-            conn.add_termination_listener(lambda _conn: lost.set())
+            conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
             await conn.add_listener(NOTIFY_CHANNEL, lambda *_args: self.reload_locations.set())
             try:
                 await lost.wait()
