@@ -89,7 +89,7 @@ class Pipeline:
         js: Any,
         nc: Any,
         flavour: Flavour,
-        consumer: str,
+        consumer: str | None,
         dead_letter: bool = True,
     ) -> None:
         self.settings = settings
@@ -134,7 +134,8 @@ class Pipeline:
     async def write(self, item: InFlight) -> WriteResult:
         """Writes the batch, retrying with backoff while the database is away. Raises `Stopping`."""
         delay = self.settings.ingest.retry_initial_s
-        progress = Progress(consumer=self.consumer, stream_seq=item.stream_seq)
+        # A replay (no consumer name) leaves the live consumers' progress and totals alone.
+        progress = None if self.consumer is None else Progress(consumer=self.consumer, stream_seq=item.stream_seq)
         while True:
             started = time.monotonic()
             try:

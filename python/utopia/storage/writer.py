@@ -21,7 +21,7 @@ import asyncpg
 from utopia import COPY_COLUMNS
 from utopia.storage.models import Flavour, Progress, WriteResult
 
-__all__ = ["BatchLike", "recent_ids", "write_batch"]
+__all__ = ["BatchLike", "ingested_ids", "recent_ids", "write_batch"]
 
 Conn = Any  # asyncpg.Connection
 Counts = tuple[list[int], list[int], list[int], list[str], list[int]]
@@ -173,14 +173,23 @@ async def recent_ids(conn: Conn, horizon_s: float, *, slice_s: float = 300.0) ->
     arrays keep it fast for millions of ids.
     """
     now: datetime = await conn.fetchval("SELECT now()")
-    start = now - timedelta(seconds=horizon_s)
+    return await ingested_ids(conn, now - timedelta(seconds=horizon_s), None, slice_s=slice_s)
+
+
+async def ingested_ids(
+    conn: Conn, start: datetime, end: datetime | None, *, slice_s: float = 300.0
+) -> list[tuple[list[int], list[int]]]:
+    """(ids, ingested_at epoch ms) of the rows ingested in [start, end) (`end` None: up to now)."""
+    now: datetime = await conn.fetchval("SELECT now()")
+    stop = min(end, now) if end is not None else now
     slices: list[tuple[list[int], list[int]]] = []
     while True:
-        end = start + timedelta(seconds=slice_s)
-        last = end >= now
-        ids, seen = await conn.fetchrow(_RECENT_IDS_SQL, start, datetime.max.replace(tzinfo=UTC) if last else end)
+        upper = start + timedelta(seconds=slice_s)
+        last = upper >= stop
+        bound = (end if end is not None else datetime.max.replace(tzinfo=UTC)) if last else upper
+        ids, seen = await conn.fetchrow(_RECENT_IDS_SQL, start, bound)
         if ids:
             slices.append((list(ids), list(seen)))
         if last:
             return slices
-        start = end
+        start = upper
