@@ -1,5 +1,7 @@
 //! Times `Engine::process` + `commit` without Python: `cargo run --release --example hotpath`.
 //! The figures that count come from `make bench`; this is for profiling the Rust side alone.
+//! `PAYLOADS=file` replays messages dumped from the Python benchmark (records of u32 payload
+//! length, u16 subject length, subject, payload, little-endian), JSON if `JSON` is set.
 
 use std::time::Instant;
 
@@ -25,7 +27,31 @@ fn msgpack_event(out: &mut Vec<u8>, location: i64, camera: i64, detection: i64, 
     out.extend_from_slice(&ts.to_be_bytes());
 }
 
+/// Messages from a `PAYLOADS` file and the number of events in them (500 per message).
+fn load(path: &std::ffi::OsStr) -> (Vec<Vec<u8>>, Vec<String>, i64) {
+    let data = std::fs::read(path).expect("a readable PAYLOADS file");
+    let (mut payloads, mut subjects) = (Vec::new(), Vec::new());
+    let mut at = 0;
+    while at < data.len() {
+        let len = u32::from_le_bytes(data[at..at + 4].try_into().unwrap()) as usize;
+        let subject_len = usize::from(u16::from_le_bytes([data[at + 4], data[at + 5]]));
+        at += 6;
+        subjects.push(String::from_utf8(data[at..at + subject_len].to_vec()).unwrap());
+        at += subject_len;
+        payloads.push(data[at..at + len].to_vec());
+        at += len;
+    }
+    let events = payloads.len() as i64 * 500;
+    (payloads, subjects, events)
+}
+
 fn main() {
+    if let Some(path) = std::env::var_os("PAYLOADS") {
+        let (payloads, subjects, events) = load(&path);
+        let content_type = if std::env::var_os("JSON").is_some() { None } else { Some("application/msgpack") };
+        run(&payloads, &subjects, events, content_type);
+        return;
+    }
     let events: i64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
     let items = ["person", "car", "bicycle", "bus", "truck", "dog"];
     let mut payloads = Vec::new();
@@ -61,6 +87,10 @@ fn main() {
         payloads.push(payload);
         subjects.push(format!("utopia.detections.{location}"));
     }
+    run(&payloads, &subjects, events, Some("application/msgpack"));
+}
+
+fn run(payloads: &[Vec<u8>], subjects: &[String], events: i64, content_type: Option<&str>) {
     for _ in 0..5 {
         let engine = Engine::new(3_600_000).unwrap();
         if std::env::var_os("COLD").is_none() {
@@ -74,7 +104,7 @@ fn main() {
             let messages: Vec<Message<'_>> = chunk
                 .iter()
                 .zip(subject_chunk)
-                .map(|(p, s)| Message { payload: p, subject: s, content_type: Some("application/msgpack") })
+                .map(|(p, s)| Message { payload: p, subject: s, content_type })
                 .collect();
             let mut out = engine.process(&messages, 1_764_160_000_000, Options::default());
             accepted += out.tally.accepted;

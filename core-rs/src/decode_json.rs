@@ -6,7 +6,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::event::{field_index, RawEvent, Scalar};
+use crate::event::{field_index, Event, RawEvent, Scalar};
 
 /// One element of a payload: an event's decoded fields, or something that is not an event.
 #[derive(Debug)]
@@ -19,6 +19,11 @@ pub enum Item<'a> {
 /// compact it before the next one (a decoded event is much larger than a checked one).
 pub trait Sink<'a> {
     fn push(&mut self, item: Item<'a>);
+    /// An event the decoder has found valid in every respect but its location, which only the
+    /// sink knows to check; the same as pushing its fields.
+    fn push_typed(&mut self, event: Event<'a>) {
+        self.push(Item::Event(event.into_raw()));
+    }
     fn reserve(&mut self, _additional: usize) {}
 }
 

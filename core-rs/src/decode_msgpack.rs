@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 
 use crate::decode_json::{Item, Sink};
-use crate::event::{field_index, RawEvent, Scalar};
+use crate::event::{field_index, Event, RawEvent, Scalar, ITEM, TIMESTAMP_MAX_MS};
 
 const MAX_DEPTH: usize = 64;
 
@@ -163,7 +163,7 @@ impl<'a> Reader<'a> {
     fn top<S: Sink<'a>>(&mut self, out: &mut S, spans: &mut Vec<(usize, usize)>) -> Read<()> {
         match self.head()? {
             Head::Map(n) => {
-                out.push(Item::Event(self.event(n)?));
+                self.map(n, out)?;
                 spans.push((0, self.buf.len()));
             }
             Head::Array(n) => {
@@ -171,21 +171,116 @@ impl<'a> Reader<'a> {
                 out.reserve(n.min(self.buf.len() - self.pos));
                 for _ in 0..n {
                     let start = self.pos;
-                    let item = match self.head()? {
-                        Head::Map(fields) => Item::Event(self.event(fields)?),
+                    match self.head()? {
+                        Head::Map(fields) => self.map(fields, out)?,
                         other => {
                             let kind = kind(&other);
                             self.skip_body(other, 1)?;
-                            Item::NotObject(kind)
+                            out.push(Item::NotObject(kind));
                         }
-                    };
-                    out.push(item);
+                    }
                     spans.push((start, self.pos));
                 }
             }
             _ => return Err(Fault { what: "expected a map or an array of maps at the top level", at: 0 }),
         }
         Ok(())
+    }
+
+    /// An event map whose head was read: the common shape straight to a checked event, anything
+    /// else through the general path that reports what is wrong with it.
+    #[inline]
+    fn map<S: Sink<'a>>(&mut self, fields: usize, out: &mut S) -> Read<()> {
+        let start = self.pos;
+        if let Some(event) = self.typed_event(fields) {
+            out.push_typed(event);
+        } else {
+            self.pos = start;
+            out.push(Item::Event(self.event(fields)?));
+        }
+        Ok(())
+    }
+
+    /// The shape edge agents send: exactly the five fields under fixstr keys, each once, with
+    /// in-range integers and a short, non-empty item name; `None` (at any position) for anything
+    /// else, which `event` and `validate` then handle in full.
+    #[inline]
+    fn typed_event(&mut self, fields: usize) -> Option<Event<'a>> {
+        if fields != 5 {
+            return None;
+        }
+        let mut ints = [0i64; 5];
+        let mut item = "";
+        let mut found = 0u8;
+        for _ in 0..5 {
+            let marker = *self.buf.get(self.pos)?;
+            if marker & 0xe0 != 0xa0 {
+                return None;
+            }
+            let key_end = self.pos + 1 + usize::from(marker & 0x1f);
+            let index = field_index(self.buf.get(self.pos + 1..key_end)?)?;
+            self.pos = key_end;
+            if found & (1 << index) != 0 {
+                return None;
+            }
+            found |= 1 << index;
+            if index == ITEM {
+                item = self.short_name()?;
+            } else {
+                ints[index] = self.typed_int()?;
+            }
+        }
+        let [location, camera, detection, _, timestamp_ms] = ints;
+        // `typed_int` only gives values >= 0; ids must be > 0.
+        if location == 0 || camera == 0 || detection == 0 || timestamp_ms > TIMESTAMP_MAX_MS {
+            return None;
+        }
+        Some(Event { location, camera, detection, item_name: Cow::Borrowed(item), timestamp_ms })
+    }
+
+    /// A non-negative integer that fits `i64`, in any MessagePack integer encoding.
+    #[inline]
+    fn typed_int(&mut self) -> Option<i64> {
+        let marker = *self.buf.get(self.pos)?;
+        let width = match marker {
+            0x00..=0x7f => {
+                self.pos += 1;
+                return Some(i64::from(marker));
+            }
+            0xcc | 0xd0 => 1,
+            0xcd | 0xd1 => 2,
+            0xce | 0xd2 => 4,
+            0xcf | 0xd3 => 8,
+            _ => return None,
+        };
+        let bytes = self.buf.get(self.pos + 1..self.pos + 1 + width)?;
+        let mut be = [0u8; 8];
+        be[8 - width..].copy_from_slice(bytes);
+        let raw = u64::from_be_bytes(be);
+        // Signed encodings are negative exactly when their top bit is set.
+        if raw >> (8 * width - 1) != 0 && (marker >= 0xd0 || width == 8) {
+            return None;
+        }
+        self.pos += 1 + width;
+        Some(raw as i64)
+    }
+
+    /// A fixstr or str8 item name: 1 to 255 bytes of UTF-8 without NUL, so within the limit.
+    #[inline]
+    fn short_name(&mut self) -> Option<&'a str> {
+        let marker = *self.buf.get(self.pos)?;
+        let (len, at) = match marker {
+            0xa0..=0xbf => (usize::from(marker & 0x1f), self.pos + 1),
+            0xd9 => (usize::from(*self.buf.get(self.pos + 1)?), self.pos + 2),
+            _ => return None,
+        };
+        let bytes = self.buf.get(at..at + len)?;
+        if bytes.is_empty() || bytes.contains(&0) {
+            return None;
+        }
+        let name = std::str::from_utf8(bytes).ok()?;
+        self.pos = at + len;
+        Some(name)
     }
 
     #[inline]
@@ -306,6 +401,69 @@ mod tests {
             let (mut out, mut spans) = (Vec::new(), Vec::new());
             assert!(decode(payload, &mut out, &mut spans).is_err(), "{payload:?}");
         }
+    }
+
+    /// One event map of the given fields, each value given as raw MessagePack.
+    fn event_map(keys: [&str; 5], values: [&[u8]; 5]) -> Vec<u8> {
+        let mut payload = vec![0x85];
+        for (name, value) in keys.iter().zip(values) {
+            payload.push(0xa0 | name.len() as u8);
+            payload.extend_from_slice(name.as_bytes());
+            payload.extend_from_slice(value);
+        }
+        payload
+    }
+
+    #[test]
+    fn the_typed_path_agrees_with_the_general_one() {
+        use crate::event::{check_location, validate, FIELDS};
+        let good: [&[u8]; 5] = [&[0x07], &[0xcd, 0x01, 0x2c], &[0xce, 0, 1, 0, 0], &[0xa3, b'c', b'a', b'r'], &[0x10]];
+        let mut cases = vec![event_map(FIELDS, good)];
+        for (index, value) in [
+            (0, &[0x00][..]),
+            (0, &[0xd0, 0xff]),
+            (0, &[0xd0, 0x05]),
+            (1, &[0xd1, 0x80, 0x00]),
+            (1, &[0xd2, 0x00, 0x00, 0x01, 0x00]),
+            (2, &[0xcf, 0x80, 0, 0, 0, 0, 0, 0, 0]),
+            (2, &[0xcf, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            (2, &[0xd3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            (2, &[0xcc, 0xff]),
+            (2, &[0xe0]),
+            (2, &[0xcb, 0, 0, 0, 0, 0, 0, 0, 0]),
+            (3, &[0xa0]),
+            (3, &[0xa2, b'a', 0]),
+            (3, &[0xa1, 0xff]),
+            (3, &[0xd9, 0x02, 0xc3, 0xa9]),
+            (3, &[0xc4, 0x01, b'a']),
+            (4, &[0xcf, 0, 0, 0xe6, 0x77, 0x0b, 0x53, 0xe4, 0x00]),
+            (4, &[0xcf, 0, 0, 0xe6, 0x77, 0x0b, 0x53, 0xe3, 0xff]),
+            (4, &[0xc0]),
+        ] {
+            let mut values = good;
+            values[index] = value;
+            cases.push(event_map(FIELDS, values));
+        }
+        let mut keys = FIELDS;
+        keys[1] = "detection_oid";
+        cases.push(event_map(keys, good));
+        keys[1] = "video_camera_ox";
+        cases.push(event_map(keys, good));
+        let mut typed_count = 0;
+        for payload in &cases {
+            let mut reader = Reader { buf: payload, pos: 1 };
+            let typed = reader.typed_event(5);
+            let mut reader = Reader { buf: payload, pos: 1 };
+            let general = validate(reader.event(5).ok().unwrap(), 7);
+            match typed {
+                Some(event) => {
+                    typed_count += 1;
+                    assert_eq!(check_location(event, 7), general, "{payload:x?}");
+                }
+                None => assert!(general.is_err(), "{payload:x?}: {general:?}"),
+            }
+        }
+        assert_eq!(typed_count, 8);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::decode_json::{self, Item, Sink};
 use crate::decode_msgpack;
 use crate::dedup::SeenSet;
 use crate::error::CoreError;
-use crate::event::{validate, Event, Problem};
+use crate::event::{check_location, validate, Event, Problem};
 use crate::live::LiveWriter;
 use crate::locations::{LocationTable, Locations};
 
@@ -221,10 +221,16 @@ impl Engine {
             ids: Vec::new(),
             live: options.live.then(LiveWriter::default),
         };
-        let mut checked = Checked { subject_location: 0, items: Vec::new(), seen_before: Vec::new() };
+        let mut checked = Checked {
+            subject_location: 0,
+            received: 0,
+            events: Vec::new(),
+            problems: Vec::new(),
+            seen_before: Vec::new(),
+        };
         let mut spans = Vec::new();
         for (index, message) in messages.iter().enumerate() {
-            checked.items.clear();
+            checked.clear();
             spans.clear();
             run.message(index, message, &mut checked, &mut spans);
         }
@@ -246,23 +252,52 @@ impl Engine {
 
 /// Checks each event as the decoder produces it, keeping the compact result: a message is only
 /// used once all of it has decoded, and a decoded event is several times larger than a checked one.
+/// Valid events and problems are kept apart: they go to different outputs, so only the order
+/// within each matters, and the hot loop over valid events stays free of the rare `Problem`.
 struct Checked<'a> {
     subject_location: i64,
-    items: Vec<Result<Event<'a>, Problem>>,
+    /// Elements of the message so far, valid or not.
+    received: usize,
+    events: Vec<Event<'a>>,
+    /// Rejected elements with their index in the message, in message order.
+    problems: Vec<(usize, Problem)>,
     seen_before: Vec<bool>,
+}
+
+impl<'a> Checked<'a> {
+    fn clear(&mut self) {
+        self.received = 0;
+        self.events.clear();
+        self.problems.clear();
+    }
+
+    #[inline]
+    fn keep(&mut self, outcome: Result<Event<'a>, Problem>) {
+        match outcome {
+            Ok(event) => self.events.push(event),
+            Err(problem) => self.problems.push((self.received, problem)),
+        }
+        self.received += 1;
+    }
 }
 
 impl<'a> Sink<'a> for Checked<'a> {
     fn push(&mut self, item: Item<'a>) {
-        self.items.push(match item {
+        let outcome = match item {
             Item::Event(raw) => validate(raw, self.subject_location),
             Item::NotObject(kind) => {
                 Err(Problem::new("payload", "not_object", format!("an event must be an object, got {kind}")))
             }
-        });
+        };
+        self.keep(outcome);
+    }
+    #[inline]
+    fn push_typed(&mut self, event: Event<'a>) {
+        let outcome = check_location(event, self.subject_location);
+        self.keep(outcome);
     }
     fn reserve(&mut self, additional: usize) {
-        self.items.reserve(additional);
+        self.events.reserve(additional);
     }
 }
 
@@ -278,7 +313,7 @@ struct Run<'r, 'a> {
     live: Option<LiveWriter>,
 }
 
-impl<'a> Run<'_, 'a> {
+impl<'r, 'a> Run<'r, 'a> {
     fn reject_message(&mut self, index: usize, message: &Message<'_>, problem: Problem) {
         self.tally.received += 1;
         self.tally.rejected += 1;
@@ -315,38 +350,38 @@ impl<'a> Run<'_, 'a> {
         if let Err(detail) = decoded {
             return self.reject_message(index, message, Problem::new("payload", "decode", detail));
         }
-        self.tally.received += checked.items.len() as u64;
+        self.tally.received += checked.received as u64;
+        for (event_index, problem) in checked.problems.drain(..) {
+            let span = spans
+                .get(event_index)
+                .copied()
+                .unwrap_or_else(|| decode_json::element_span(message.payload, event_index));
+            self.tally.rejected += 1;
+            self.rejects.push(Reject { message_index: index, event_index: Some(event_index), problem, span });
+        }
+        if checked.events.is_empty() {
+            return;
+        }
+        // Every valid event of a message has the subject's location, so one join serves them all.
+        let name = self.locations.get(subject_location);
         // Look every id up before touching anything else: the lookups are independent, so the
         // CPU overlaps their cache misses (a large seen-set misses on nearly every id), and the
         // lines are warm again for the inserts below.
         let seen_before = &mut checked.seen_before;
         seen_before.clear();
-        seen_before.extend(checked.items.iter().map(|outcome| match outcome {
-            Ok(event) => self.seen.contains(event.detection as u64),
-            Err(_) => false,
-        }));
-        for (event_index, outcome) in checked.items.drain(..).enumerate() {
-            match outcome {
-                Ok(event) => self.event(event, checked.seen_before[event_index]),
-                Err(problem) => {
-                    let span = spans
-                        .get(event_index)
-                        .copied()
-                        .unwrap_or_else(|| decode_json::element_span(message.payload, event_index));
-                    self.tally.rejected += 1;
-                    self.rejects.push(Reject { message_index: index, event_index: Some(event_index), problem, span });
-                }
-            }
+        seen_before.extend(checked.events.iter().map(|event| self.seen.contains(event.detection as u64)));
+        for (event, &seen_before) in checked.events.drain(..).zip(checked.seen_before.iter()) {
+            self.event(event, seen_before, name);
         }
     }
 
-    fn event(&mut self, event: Event<'a>, seen_before: bool) {
+    #[inline]
+    fn event(&mut self, event: Event<'a>, seen_before: bool, name: Option<&'r str>) {
         // `insert` catches a copy earlier in this same message.
         if seen_before || !self.seen.insert(event.detection as u64, self.slot) {
             self.tally.duplicates += 1;
             return;
         }
-        let name = self.locations.get(event.location);
         if name.is_none() {
             self.tally.unmatched += 1;
         }

@@ -82,6 +82,22 @@ pub struct Event<'a> {
     pub timestamp_ms: i64,
 }
 
+impl<'a> Event<'a> {
+    /// The event as a decoder would have produced it field by field.
+    pub fn into_raw(self) -> RawEvent<'a> {
+        RawEvent {
+            fields: [
+                Some(Scalar::Int(self.location)),
+                Some(Scalar::Int(self.camera)),
+                Some(Scalar::Int(self.detection)),
+                Some(Scalar::Str(self.item_name)),
+                Some(Scalar::Int(self.timestamp_ms)),
+            ],
+            duplicate_field: None,
+        }
+    }
+}
+
 /// Why an event (or a whole message) was rejected; `code` is stable, `detail` is for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -123,17 +139,23 @@ pub fn validate(raw: RawEvent<'_>, subject_location: i64) -> Result<Event<'_>, P
         TIMESTAMP_MAX_MS,
         "epoch milliseconds from 0 (1970) to 253402300799999 (9999)",
     )?;
-    if location != subject_location {
-        return Err(Problem::new(
-            FIELDS[LOCATION],
-            "location_mismatch",
-            format!("is {location} but the message was published for location {subject_location}"),
-        ));
-    }
     // Ownership of the name moves out of `raw` only once every check has passed.
     let [_, _, _, name, _] = raw.fields;
     let Some(Scalar::Str(name)) = name else { unreachable!("item_name was checked to be a string") };
-    Ok(Event { location, camera, detection, item_name: name, timestamp_ms })
+    check_location(Event { location, camera, detection, item_name: name, timestamp_ms }, subject_location)
+}
+
+/// The last check of `validate`, for events a decoder has already found otherwise valid.
+#[inline]
+pub fn check_location(event: Event<'_>, subject_location: i64) -> Result<Event<'_>, Problem> {
+    if event.location != subject_location {
+        return Err(Problem::new(
+            FIELDS[LOCATION],
+            "location_mismatch",
+            format!("is {} but the message was published for location {subject_location}", event.location),
+        ));
+    }
+    Ok(event)
 }
 
 fn check_item_name(raw: &RawEvent<'_>) -> Result<(), Problem> {
