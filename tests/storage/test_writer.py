@@ -163,8 +163,11 @@ async def test_concurrent_writers_of_overlapping_batches(db_url: str) -> None:
             )
         )
         assert sum(r.stored for r in results) == 3000
+        # An empty new_ids (every row already stored by another writer) is not "all new".
         committed = [
-            i for r, part in zip(results, parts, strict=True) for i in (r.new_ids or [e.detection_oid for e in part])
+            i
+            for r, part in zip(results, parts, strict=True)
+            for i in (r.new_ids if r.new_ids is not None else [e.detection_oid for e in part])
         ]
         assert sorted(committed) == [e.detection_oid for e in events]
         assert await _stored(conns[0]) == sorted((e.detection_oid, e.timestamp_detected) for e in events)

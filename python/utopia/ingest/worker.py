@@ -64,10 +64,11 @@ async def load_core(conn: Any, settings: Settings, core: Core) -> tuple[int, int
 
 
 class Worker:
-    def __init__(self, settings: Settings, metrics: IngestMetrics | None = None) -> None:
+    def __init__(self, settings: Settings, metrics: IngestMetrics | None = None, core: Core | None = None) -> None:
         self.settings = settings
         self.metrics = metrics or IngestMetrics()
-        self.core = Core(horizon_ms=int(settings.dedup.horizon_s * 1000))
+        # A core may be handed in (the benchmark swaps in the pure-Python reference).
+        self.core = core or Core(horizon_ms=int(settings.dedup.horizon_s * 1000))
         self.queue: asyncio.Queue[InFlight | None] = asyncio.Queue(maxsize=settings.ingest.max_in_flight)
         self.in_flight: list[InFlight] = []
         self.stopping = asyncio.Event()

@@ -1,0 +1,203 @@
+"""End-to-end ingest: publisher process -> JetStream -> ingest worker -> PostgreSQL, on this machine.
+
+Starts its own nats-server and PostgreSQL (fsync and synchronous_commit on, as in production),
+migrates, provisions, then for each target rate (10k, 100k events/s and as fast as possible) runs
+a publisher in its own process sending MessagePack messages of 500 events with 5 % duplicates,
+and an ingest worker in this process. Reports the sustained ingest rate and publish->commit
+latency (p50/p99 over every message). The same runs are repeated with the pure-Python reference
+in place of the Rust core, and the accepted rows of one run are loaded with a bare COPY into the
+same table (unique index included) for the ceiling.
+
+    .venv/bin/python benchmarks/ingest_bench.py [--seconds 10] [--rates 10000,100000,max]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import multiprocessing
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests.support` from a checkout
+
+import asyncpg
+import nats
+from tests.support.nats_server import NatsServer
+from tests.support.postgres import PostgresServer
+
+from utopia import COPY_COLUMNS, Core, config
+from utopia.benchmarks.core import MSGPACK, make_batches
+from utopia.ingest.provisioning import provision
+from utopia.ingest.worker import Worker
+from utopia.reference import ReferenceCore
+from utopia.storage import migrations
+from utopia.storage.locations import load_locations
+
+LOCATIONS = [(oid, f"Location {oid}") for oid in range(1, 31)]
+
+
+def publisher(url: str, rate: float | None, seconds: float, first_id: int, ready: Any) -> None:
+    """Runs in its own process: pre-encoded messages, paced to `rate` (None: as fast as it can)."""
+    events = int((rate or 400_000) * seconds)
+    batches = make_batches(events, MSGPACK, seed=first_id % 97, first_id=first_id)
+    messages = [(s, p) for payloads, subjects, _ in batches for p, s in zip(payloads, subjects, strict=True)]
+
+    async def run() -> None:
+        nc = await nats.connect(url)
+        js = nc.jetstream()
+        ready.set()
+        started = time.perf_counter()
+        pending: set[asyncio.Future[Any]] = set()
+        for index, (subject, payload) in enumerate(messages):
+            if rate is not None:
+                due = started + index * 500 / rate
+                if (delay := due - time.perf_counter()) > 0:
+                    await asyncio.sleep(delay)
+            pending.add(asyncio.ensure_future(js.publish(subject, payload, headers={"Content-Type": MSGPACK})))
+            if len(pending) >= 256:
+                _done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.gather(*pending)
+        await nc.close()
+
+    asyncio.run(run())
+
+
+class ReferenceAdapter(ReferenceCore):
+    """The reference with the few extras the ingest pipeline reads from a `utopia.Batch`."""
+
+    def process(
+        self, payloads: Any, subjects: Any, content_types: Any, *, now_ms: int | None = None, live: bool = False
+    ) -> Any:
+        batch = super().process(payloads, subjects, content_types, now_ms=now_ms)
+        batch.counts = batch.counts_columns  # type: ignore[assignment]
+        batch.live = list  # type: ignore[attr-defined]
+        stamps = [r.timestamp_detected for r in batch.rows]
+        batch.timestamp_range = lambda: (min(stamps), max(stamps)) if stamps else None  # type: ignore[attr-defined]
+        return batch
+
+    def stats(self) -> tuple[int, int, int, int, int]:
+        return (len(self.expires_at), 0, 0, len(self.open), len(self.locations))
+
+
+async def one_run(
+    nats_server: NatsServer, pg: PostgresServer, name: str, rate: float | None, *, seconds: float, reference: bool
+) -> dict[str, float]:
+    db = pg.create_database(name, template="bench_template")
+    settings = config.load(
+        env={},
+        overrides={"nats.url": nats_server.url, "database.url": db, "ingest.metrics_port": 0, "log_level": "warning"},
+    )
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    with_seq = (await js.stream_info("DETECTIONS")).state.last_seq
+    await nc.close()
+    core: Any = ReferenceAdapter() if reference else Core()
+    worker = Worker(settings, core=core)
+    latencies: list[float] = []
+    worker.metrics.publish_to_commit_seconds.observe = latencies.append  # type: ignore[method-assign,assignment]
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Event()
+    proc = ctx.Process(target=publisher, args=(nats_server.url, rate, seconds, 1 + with_seq * 500, ready))
+    proc.start()
+    await asyncio.to_thread(ready.wait, 60)
+    started = time.perf_counter()
+    await asyncio.to_thread(proc.join)
+    # Drain: until every published message is acknowledged.
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    while True:
+        if task.done():
+            task.result()  # the worker died: show why
+            raise RuntimeError("the worker stopped before the stream was consumed")
+        info = await js.consumer_info("DETECTIONS", "ingest")
+        if info.num_pending == 0 and info.num_ack_pending == 0:
+            break
+        await asyncio.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    await nc.close()
+    stop.set()
+    await task
+    conn = await asyncpg.connect(db)
+    stored = await conn.fetchval("SELECT count(*) FROM utopia.detections")
+    await conn.close()
+    received = sum(
+        s.value
+        for m in worker.metrics.registry.collect()
+        for s in m.samples
+        if s.name.endswith("_total") and s.labels.get("outcome") == "received"
+    )
+    latencies.sort()
+    return {
+        "events": received,
+        "stored": stored,
+        "rate": received / elapsed,
+        "rows_rate": stored / elapsed,
+        "p50_ms": 1000 * latencies[len(latencies) // 2],
+        "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
+        "db": db,
+    }
+
+
+async def bare_copy(pg: PostgresServer, source_db: str) -> float:
+    """Rows/s of a bare binary COPY of the stored rows into an empty copy of the table, 5,000 a batch."""
+    target = pg.create_database("bench_copy", template="bench_template")
+    src = await asyncpg.connect(source_db)
+    rows = await src.fetch(f"SELECT {', '.join(COPY_COLUMNS)} FROM utopia.detections")
+    await src.close()
+    dst = await asyncpg.connect(target)
+    chunks = [rows[i : i + 5000] for i in range(0, len(rows), 5000)]
+    started = time.perf_counter()
+    for chunk in chunks:
+        await dst.copy_records_to_table("detections", schema_name="utopia", records=chunk, columns=COPY_COLUMNS)
+    elapsed = time.perf_counter() - started
+    await dst.close()
+    return len(rows) / elapsed
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10.0, help="publishing time per run")
+    parser.add_argument("--rates", default="10000,100000,max")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    rates = [None if r == "max" else float(r) for r in args.rates.split(",")]
+    with NatsServer() as nats_server, PostgresServer(fsync=True) as pg:
+        pg.create_database("bench_template")
+        conn = await asyncpg.connect(pg.url("bench_template"))
+        await migrations.run(conn, config.StorageSettings(flavour="plain"))
+        await load_locations(conn, LOCATIONS)
+        await conn.close()
+        await provision(config.load(env={}, overrides={"nats.url": nats_server.url}))
+        print(f"{'core':<10}{'target':>10}{'events':>11}{'ingest ev/s':>13}{'p50 ms':>9}{'p99 ms':>9}", flush=True)
+        results: dict[tuple[bool, float | None], dict[str, float]] = {}
+        run = 0
+        for reference in (False, True):
+            for rate in rates:
+                run += 1
+                # The reference is far slower: give its flat-out run less to chew on.
+                seconds = args.seconds / 4 if reference and rate is None else args.seconds
+                result = await one_run(nats_server, pg, f"bench_{run}", rate, seconds=seconds, reference=reference)
+                results[(reference, rate)] = result
+                label = "reference" if reference else "rust"
+                target = "max" if rate is None else f"{rate / 1000:.0f}k"
+                print(
+                    f"{label:<10}{target:>10}{result['events']:>11,.0f}{result['rate']:>13,.0f}"
+                    f"{result['p50_ms']:>9.1f}{result['p99_ms']:>9.1f}",
+                    flush=True,
+                )
+        fastest = max((r for (ref, _), r in results.items() if not ref), key=lambda r: r["rate"])
+        copy_rate = await bare_copy(pg, str(fastest["db"]))
+        print(
+            f"bare COPY of the same rows into the same table (unique index): {copy_rate:,.0f} rows/s; "
+            f"fastest Rust run stored {fastest['rows_rate']:,.0f} rows/s = {fastest['rows_rate'] / copy_rate:.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
