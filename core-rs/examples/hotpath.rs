@@ -45,6 +45,15 @@ fn load(path: &std::ffi::OsStr) -> (Vec<Vec<u8>>, Vec<String>, i64) {
     (payloads, subjects, events)
 }
 
+/// `IDS=random|cameras` reshapes the sequential ids: scrambled, or 64 interleaved sequences.
+fn shape(id: i64) -> i64 {
+    match std::env::var("IDS").as_deref() {
+        Ok("random") => (id.wrapping_mul(0x5851_f42d_4c95_7f2d) & (i64::MAX >> 1)) | 1,
+        Ok("cameras") => ((id % 64) << 40) | (id / 64),
+        _ => id,
+    }
+}
+
 fn main() {
     if let Some(path) = std::env::var_os("PAYLOADS") {
         let (payloads, subjects, events) = load(&path);
@@ -74,6 +83,7 @@ fn main() {
                 id += 1;
                 id
             };
+            let detection = shape(detection);
             let item = items[(next() % items.len() as u64) as usize];
             msgpack_event(
                 &mut payload,

@@ -5,13 +5,47 @@
 //! a camera with a wrong clock or a replay of old data must neither evict fresh ids nor pin
 //! stale ones. An id is kept for at least the horizon and at most the horizon plus one
 //! generation span: ids live in a few time-sliced generations (open-addressing sets of `u64`,
-//! about 9 bytes a slot, whose one-byte control words keep lookups of new ids mostly in cache) and a whole generation is dropped once its newest id is older
-//! than the horizon, so expiry costs nothing per id.
+//! about 9 bytes a slot, whose one-byte control words keep lookups of new ids mostly in cache,
+//! hashed so that runs of nearby ids stay together) and a whole generation is dropped once its
+//! newest id is older than the horizon, so expiry costs nothing per id.
+
+use std::hash::{BuildHasherDefault, Hasher};
 
 use hashbrown::HashSet;
-use rustc_hash::FxBuildHasher;
 
-type IdSet = HashSet<u64, FxBuildHasher>;
+type IdSet = HashSet<u64, BuildHasherDefault<IdHasher>>;
+
+/// The ids of one aligned run of 2^RUN_BITS share a block of buckets (one control group): ids
+/// that arrive together are mostly close together (a counter per edge agent), so their lookups
+/// and inserts share cache lines and pages instead of each missing on its own. Scattered ids
+/// cost about what they did with a plain hash; 16 measured better than 8 or 4 end to end.
+const RUN_BITS: u32 = 4;
+
+/// Places the ids of one aligned run in consecutive buckets at a position mixed from the run
+/// number, and takes the 7-bit tag hashbrown filters with from the whole id, so that ids sharing
+/// a run still differ in their tags.
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    #[inline]
+    fn write_u64(&mut self, id: u64) {
+        const TAG: u64 = 0xfe00_0000_0000_0000;
+        let run = (id >> RUN_BITS).wrapping_mul(0xf135_7aea_2e62_a9c5).rotate_left(26);
+        let tag = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = (tag & TAG) | ((run << RUN_BITS) & !TAG) | (id & ((1 << RUN_BITS) - 1));
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` ids are hashed; anything else still gets a defined hash.
+        for &b in bytes {
+            self.write_u64(self.0.rotate_left(8) ^ u64::from(b));
+        }
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// Generations per horizon: more means tighter expiry but more sets to probe per lookup.
 const GENERATIONS_PER_HORIZON: i64 = 4;
@@ -66,7 +100,7 @@ impl SeenSet {
                     Some(newest) if index == self.generations.len() => newest.ids.len(),
                     _ => 0,
                 };
-                let ids = IdSet::with_capacity_and_hasher(expected, FxBuildHasher);
+                let ids = IdSet::with_capacity_and_hasher(expected, BuildHasherDefault::default());
                 self.generations.insert(index, Generation { start_ms, ids });
                 index
             }
