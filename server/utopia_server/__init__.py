@@ -1,1 +1,5 @@
-"""Utopia's HTTP API (Litestar REST + Server-Sent Events). Routes arrive with the API issue."""
+"""Utopia HTTP API: Litestar REST and Server-Sent Events over the core's storage and live feed."""
+
+from utopia_server.app import create_app
+
+__all__ = ["create_app"]
