@@ -17,6 +17,7 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
+from litestar import Litestar
 
 from tests.api.dataset import LOCATIONS, Dataset
 from tests.ingest.harness import IngestProcess, make_settings, publish, settings_env, wait_until_consumed
@@ -133,11 +134,12 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
 
 
 @contextlib.asynccontextmanager
-async def serve(settings: Settings, **app_options: float) -> AsyncIterator[str]:
+async def serve(settings: Settings, **app_options: float) -> AsyncIterator[tuple[str, Litestar]]:
     """`create_app(settings)` on uvicorn in this event loop, on a free loopback port; yields its base URL."""
     port = free_port()
+    app = create_app(settings, **app_options)
     config = uvicorn.Config(
-        create_app(settings, **app_options),
+        app,
         host="127.0.0.1",
         port=port,
         log_level="warning",
@@ -151,7 +153,7 @@ async def serve(settings: Settings, **app_options: float) -> AsyncIterator[str]:
         while not server.started:
             assert not task.done(), "uvicorn stopped during start-up"
             await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", app
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, timeout=30)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from litestar import get
 from litestar.params import Parameter, QueryParameter
 
 from utopia.storage import queries
 from utopia.storage.models import Bucket, BucketCount, CameraStatus, DetectionPage, LocationCount, TopItem
+from utopia_server.deps import Hub, Pool
 from utopia_server.models import Stats
 from utopia_server.params import bad, time_range
 
@@ -22,7 +23,7 @@ _MAX_BUCKETS = {"minute": timedelta(days=7), "hour": timedelta(days=366), "day":
 
 
 @get("/locations", summary="Dataset B, each location with its detections in [from, to)")
-async def get_locations(pool: Any, start: From = None, end: To = None) -> list[LocationCount]:
+async def get_locations(pool: Pool, start: From = None, end: To = None) -> list[LocationCount]:
     frm, to = time_range(start, end)
     async with pool.acquire() as conn:
         return await queries.locations(conn, frm, to)
@@ -30,7 +31,7 @@ async def get_locations(pool: Any, start: From = None, end: To = None) -> list[L
 
 @get("/top-items", summary="Top X items per location, ranked by count, ties by item_name")
 async def get_top_items(
-    pool: Any,
+    pool: Pool,
     x: Annotated[int, Parameter(ge=1, le=1000, description="items per location")],
     start: From = None,
     end: To = None,
@@ -44,7 +45,7 @@ async def get_top_items(
 @get("/timeseries", summary="Counts per (bucket, location, item); buckets are UTC")
 async def get_timeseries(
     *,
-    pool: Any,
+    pool: Pool,
     bucket: Annotated[Bucket, Parameter(description="minute (range up to 7 days), hour or day")] = "hour",
     start: From = None,
     end: To = None,
@@ -58,7 +59,7 @@ async def get_timeseries(
 
 @get("/cameras", summary="Per camera: last event, events in the last minutes, silent flag")
 async def get_cameras(
-    pool: Any,
+    pool: Pool,
     recent_minutes: Annotated[int, Parameter(ge=1, le=1440, description="window of recent_count")] = 5,
     silent_after_s: Annotated[int, Parameter(ge=1, le=86400, description="silent when quiet this long")] = 60,
 ) -> list[CameraStatus]:
@@ -74,7 +75,7 @@ async def get_cameras(
 @get("/detections", summary="Stored detections in [from, to), oldest first; pass next_cursor as cursor")
 async def get_detections(
     *,
-    pool: Any,
+    pool: Pool,
     start: From = None,
     end: To = None,
     location: Location = None,
@@ -90,7 +91,7 @@ async def get_detections(
 
 
 @get("/stats", summary="Ingest rates, duplicates, rejects, unmatched, lag (live) and stored totals")
-async def get_stats(pool: Any, hub: Any) -> Stats:
+async def get_stats(pool: Pool, hub: Hub) -> Stats:
     async with pool.acquire() as conn:
         stored = await queries.ingest_stats(conn, datetime.now(UTC))
     return Stats(live=hub.latest, stored=stored)

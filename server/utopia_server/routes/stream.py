@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Annotated, Any
 
 import msgspec
@@ -11,6 +11,7 @@ from litestar import Response, get
 from litestar.params import Parameter
 from litestar.response import Stream
 
+from utopia_server.deps import Hub, KeepAlive
 from utopia_server.hub import Client, LiveHub, frame
 
 __all__ = ["ROUTES", "events"]
@@ -18,7 +19,7 @@ __all__ = ["ROUTES", "events"]
 KEEPALIVE = b": keep-alive\n\n"
 
 
-async def events(hub: LiveHub, client: Client, keepalive_s: float) -> AsyncIterator[bytes]:
+async def events(hub: LiveHub, client: Client, keepalive_s: float) -> AsyncGenerator[bytes, None]:
     """The frames of one client: `lagged` first when some were dropped, keep-alive comments when idle."""
     yield b"retry: 2000\n\n" + frame("stats", msgspec.json.encode(hub.latest))
     while True:
@@ -50,8 +51,8 @@ async def _stream(hub: LiveHub, detections: bool, locations: frozenset[int] | No
     media_type="text/event-stream",
 )
 async def get_stream(
-    hub: Any,
-    keepalive_s: Any,
+    hub: Hub,
+    keepalive_s: KeepAlive,
     detections: Annotated[bool, Parameter(description="also send the committed events")] = False,
     location: Annotated[
         list[int] | None, Parameter(description="detections of these geographical_location_oid only (repeatable)")

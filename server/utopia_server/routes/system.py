@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import asyncpg
 from litestar import Response, get, post
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_503_SERVICE_UNAVAILABLE
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from utopia_server.deps import Hub, Metrics, Nats, Pool, Tokens
 from utopia_server.metrics import ApiMetrics
 from utopia_server.models import Check, Health, TokenCreated, TokenRequest
 from utopia_server.tokens import create_token
@@ -19,7 +20,7 @@ from utopia_server.tokens import create_token
 __all__ = ["ROUTES"]
 
 
-async def _database(pool: Any) -> Check:
+async def _database(pool: Pool) -> Check:
     try:
         async with asyncio.timeout(2.0):
             async with pool.acquire() as conn:
@@ -30,7 +31,7 @@ async def _database(pool: Any) -> Check:
 
 
 @get("/health", opt={"public": True}, summary="Liveness and readiness: NATS, database, ingest lag")
-async def get_health(pool: Any, hub: Any, nc: Any) -> Response[Health]:
+async def get_health(pool: Pool, hub: Hub, nc: Nats) -> Response[Health]:
     database = await _database(pool)
     nats = Check(ok=True, detail="connected") if nc.is_connected else Check(ok=False, detail="not connected; retrying")
     last = hub.last_commit_ms
@@ -45,13 +46,13 @@ async def get_health(pool: Any, hub: Any, nc: Any) -> Response[Health]:
 
 
 @get("/metrics", opt={"metrics": True}, summary="Prometheus metrics", media_type=CONTENT_TYPE_LATEST)
-async def get_metrics(metrics: Any) -> bytes:
+async def get_metrics(metrics: Metrics) -> bytes:
     registry = metrics.registry if isinstance(metrics, ApiMetrics) else None
     return generate_latest(registry) if registry is not None else b""
 
 
 @post("/tokens", opt={"role": "operator"}, status_code=HTTP_201_CREATED, summary="Create an API token (operator)")
-async def post_token(pool: Any, tokens: Any, data: TokenRequest) -> TokenCreated:
+async def post_token(pool: Pool, tokens: Tokens, data: JSONBody[TokenRequest]) -> TokenCreated:
     async with pool.acquire() as conn:
         token = await create_token(conn, data.role, data.name)
     tokens.invalidate()
