@@ -82,7 +82,7 @@ class ReferenceAdapter(ReferenceCore):
         return batch
 
     def stats(self) -> tuple[int, int, int, int, int]:
-        return (len(self.expires_at), 0, 0, len(self.open), len(self.locations))
+        return (len(self.marks), 0, 0, len(self.open), len(self.locations))
 
 
 async def one_run(

@@ -3,11 +3,11 @@
 Property tests hold the core against this module and the benchmark uses it as the baseline. It
 favours obviousness over speed: one event at a time, dicts and lists.
 
-Dedup rule: an id accepted by a batch processed at arrival time `t` is a duplicate from then
-until `generation_start(t) + span + horizon`, where generations are `span = max(horizon // 4, 1)`
-milliseconds long and `generation_start(t) = t - t % span`. That keeps every id for at least
-the horizon and at most one span longer. Aborting a batch forgets the ids it accepted, so their
-redelivery is accepted again; committing it keeps them.
+Dedup rule: ids are remembered per *generation* of arrival time: `span = max(horizon // 4, 1)`
+milliseconds, `generation(t) = t - t % span`. An id accepted by a batch processed at `t` (or
+warmed as stored at `t`) is a duplicate until `generation(t) + span + horizon`, so it is kept for
+at least the horizon and at most one span longer. Aborting a batch forgets the ids it accepted
+in its generation, so their redelivery is accepted again; committing it keeps them.
 """
 
 from __future__ import annotations
@@ -175,7 +175,8 @@ class ReferenceCore:
     def __init__(self, horizon_ms: int = 3_600_000) -> None:
         self.horizon_ms = horizon_ms
         self.span_ms = max(horizon_ms // 4, 1)
-        self.expires_at: dict[int, int] = {}
+        # id -> {generation start: when that generation expires}
+        self.marks: dict[int, dict[int, int]] = {}
         self.open: dict[int, tuple[list[int], int]] = {}
         self.locations: dict[int, str] = {}
         self.next_token = 1
@@ -183,16 +184,22 @@ class ReferenceCore:
     def set_locations(self, oids: Sequence[int], names: Sequence[str]) -> None:
         self.locations = dict(zip(oids, names, strict=True))
 
-    def _remember(self, detection_oid: int, at_ms: int) -> None:
-        expires = at_ms - at_ms % self.span_ms + self.span_ms + self.horizon_ms
-        self.expires_at[detection_oid] = max(expires, self.expires_at.get(detection_oid, expires))
+    def _generation(self, at_ms: int) -> int:
+        return at_ms - at_ms % self.span_ms
+
+    def _remember(self, detection_oid: int, at_ms: int, now_ms: int) -> None:
+        start = self._generation(at_ms)
+        expires = start + self.span_ms + self.horizon_ms
+        if expires > now_ms:  # a generation already gone at `now` takes nothing in
+            self.marks.setdefault(detection_oid, {})[start] = expires
 
     def warm(self, ids: Sequence[int], seen_at_ms: Sequence[int], now_ms: int | None = None) -> None:
+        now = _now_ms() if now_ms is None else now_ms
         for detection_oid, at_ms in zip(ids, seen_at_ms, strict=True):
-            self._remember(detection_oid, at_ms)
+            self._remember(detection_oid, at_ms, now)
 
     def is_duplicate(self, detection_oid: int, now_ms: int) -> bool:
-        return self.expires_at.get(detection_oid, now_ms) > now_ms
+        return any(expires > now_ms for expires in self.marks.get(detection_oid, {}).values())
 
     def process(
         self,
@@ -240,7 +247,7 @@ class ReferenceCore:
             if self.is_duplicate(detection, now):
                 batch.duplicates += 1
                 continue
-            self._remember(detection, now)
+            self._remember(detection, now, now)
             name = self.locations.get(loc)
             batch.unmatched += name is None
             batch.rows.append(Row(loc, camera, detection, item, timestamp, name))
@@ -251,9 +258,9 @@ class ReferenceCore:
         return len(ids)
 
     def abort(self, token: int) -> int:
-        ids, _ = self.open.pop(token)
+        ids, arrival_ms = self.open.pop(token)
         for detection_oid in ids:
-            del self.expires_at[detection_oid]
+            self.marks.get(detection_oid, {}).pop(self._generation(arrival_ms), None)
         return len(ids)
 
 

@@ -11,6 +11,7 @@ import pytest
 import utopia
 from tests.core.events import JSON, MSGPACK, encode, event
 from utopia import copy_format
+from utopia.reference import ReferenceCore
 
 NOW = 1_764_160_000_000
 
@@ -123,3 +124,14 @@ def test_locations_can_be_swapped_from_another_thread_while_batches_run() -> Non
     finally:
         stop.set()
         swapper.join()
+
+
+def test_abort_keeps_what_warm_up_knows_from_another_generation() -> None:
+    # Found by the property test: a stored id (warm) must stay seen when a batch that also
+    # accepted it is aborted; the reference states this per generation, like the core.
+    for core in (utopia.Core(horizon_ms=1000), ReferenceCore(horizon_ms=1000)):
+        open_batch = core.process([payload(2)], ["utopia.detections.1"], [None], now_ms=NOW)
+        core.warm([2], [NOW - 500], now_ms=NOW)
+        core.abort(open_batch.token)
+        again = core.process([payload(2)], ["utopia.detections.1"], [None], now_ms=NOW)
+        assert (again.accepted, again.duplicates) == (0, 1), type(core).__name__
