@@ -1,64 +1,121 @@
-"""`utopia demo`: what runs end to end today, on one machine with embedded defaults.
+"""`utopia demo [--headless]`: the whole system on this machine with embedded defaults.
 
-At this stage that is the Rust core over simulated camera traffic (JSON and MessagePack, 2 %
-re-sent events, a trickle of bad ones) with a live summary; NATS, the database, the API and the
-dashboard join here as their issues land.
+A local nats-server with JetStream and a private PostgreSQL (or `UTOPIA_DATABASE_URL`), both on
+free ports with data in `.data/demo`, migrations, a sample Dataset B, ingest, three simulated
+camera sites (10,000 events/s together, 2 % re-sent, a trickle of bad events) and the API when
+this build has it. Ctrl-C or SIGTERM stops everything, edge agents first.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
 import time
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from utopia import Core, config
-from utopia.benchmarks.core import BASE_MS, JSON, MSGPACK, make_batches
+import asyncpg
+import nats
 
-LOCATION_NAMES = [f"Location {oid}" for oid in range(1, 31)]
+from utopia import config, logs
+from utopia.demo.system import DemoSystem
+from utopia.storage import queries
+from utopia_edge.contract import DLQ_STREAM
 
 
 def register(sub: Any) -> None:
-    parser: argparse.ArgumentParser = sub.add_parser("demo", help="run what exists of the system on this machine")
-    parser.add_argument("--headless", action="store_true", help="no dashboard (scripts, CI)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="how long to run (default 10)")
+    parser: argparse.ArgumentParser = sub.add_parser("demo", help="run the whole system on this machine")
+    parser.add_argument("--headless", action="store_true", help="no dashboard: print a summary line instead")
+    parser.add_argument("--data-dir", default=".data/demo", help="where servers keep their data (default .data/demo)")
+    parser.add_argument("--seconds", type=float, help="stop by itself after this long (default: until Ctrl-C)")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     settings = config.load(args.config)
-    core = Core(horizon_ms=int(settings.dedup.horizon_s * 1000))
-    core.set_locations(list(range(1, 31)), LOCATION_NAMES)
-    print("utopia demo: the Rust core over simulated camera traffic (NATS, storage, API and dashboard come next)")
-    batches = make_batches(200_000, MSGPACK, duplicate_rate=0.02) + make_batches(
-        200_000, JSON, seed=8, first_id=10**9, duplicate_rate=0.02
-    )
-    # A trickle of bad events: one undecodable message and one event of the wrong type per round.
-    bad = [(b"{not json", "utopia.detections.1", None), (b'{"detection_oid": "x"}', "utopia.detections.2", None)]
-    totals = dict.fromkeys(["received", "accepted", "duplicates", "rejected", "unmatched"], 0)
-    deadline = time.monotonic() + args.seconds
-    rounds = 0
-    while time.monotonic() < deadline:
-        started = time.perf_counter()
-        for payloads, subjects, content_types in batches:
-            # Each round replays the same traffic later, past the dedup horizon.
-            now_ms = BASE_MS + rounds * 2 * int(settings.dedup.horizon_s * 1000)
-            batch = core.process(
-                [*payloads, *(b[0] for b in bad)],
-                [*subjects, *(b[1] for b in bad)],
-                [*content_types, *(b[2] for b in bad)],
-                now_ms=now_ms,
-            )
-            core.commit(batch.token, now_ms=now_ms)
-            for key in totals:
-                totals[key] += getattr(batch, key)
-            if rounds == 0 and batch.rejects and totals["rejected"] <= 2:
-                print(f"  dead-letter reason: {batch.rejects[0].reason}")
-        rounds += 1
-        rate = 400_000 / (time.perf_counter() - started)
-        seen, seen_bytes, *_ = core.stats()
-        print(
-            f"round {rounds}: {rate:,.0f} events/s | received {totals['received']:,} accepted {totals['accepted']:,} "
-            f"duplicates {totals['duplicates']:,} rejected {totals['rejected']:,} | seen-set {seen:,} ids, "
-            f"{seen_bytes / max(seen, 1):.1f} B/id"
-        )
+    logs.setup(settings.log_level)
+    system = DemoSystem(Path(args.data_dir).resolve(), database_url=os.environ.get("UTOPIA_DATABASE_URL"))
+    try:
+        return asyncio.run(_main(system, args))
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        system.stop()
+        print("utopia demo: stopped", flush=True)
+
+
+async def _main(system: DemoSystem, args: argparse.Namespace) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    settings = await system.start(args.config)
+    print(f"utopia demo: NATS {settings.nats.url}, database {settings.database.url}", flush=True)
+    print(f"utopia demo: logs in {system.data_dir / 'logs'}", flush=True)
+    if system.api_url:
+        print(f"utopia demo: API {system.api_url}/api/v1  token {system.api_token}", flush=True)
+    dashboard = None if args.headless else _dashboard(system)
+    deadline = None if args.seconds is None else time.monotonic() + args.seconds
+    previous: tuple[float, int] | None = None
+    while not stop.is_set():
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        if dashboard is not None and dashboard.poll() is not None:
+            break
+        if exited := system.exited():
+            names = ", ".join(f"{c.name} (exit {c.proc.returncode}, log {c.log_path})" for c in exited)
+            print(f"utopia demo: stopped because a process ended: {names}", file=sys.stderr, flush=True)
+            return 1
+        if dashboard is None:
+            previous = await _summary(settings, previous)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2.0):
+                await stop.wait()
+    if dashboard is not None and dashboard.poll() is None:
+        dashboard.terminate()
+        dashboard.wait(timeout=10)
     return 0
+
+
+def _dashboard(system: DemoSystem) -> subprocess.Popen[bytes] | None:
+    """The terminal dashboard in the foreground, when this build has it."""
+    if system.api_url is None or importlib.util.find_spec("utopia.commands.dashboard") is None:
+        print("utopia demo: the dashboard is not part of this build; printing a summary instead", flush=True)
+        return None
+    command = [sys.executable, "-m", "utopia.cli", "dashboard", "--api", system.api_url]
+    if system.api_token:
+        command += ["--token", system.api_token]
+    return subprocess.Popen(command)
+
+
+async def _summary(settings: config.Settings, previous: tuple[float, int] | None) -> tuple[float, int]:
+    try:
+        conn = await asyncpg.connect(settings.database.url, timeout=5)
+        try:
+            stats = await queries.ingest_stats(conn, datetime.now(UTC))
+        finally:
+            await conn.close()
+        nc = await nats.connect(settings.nats.url, max_reconnect_attempts=1)
+        try:
+            dead = (await nc.jetstream().stream_info(DLQ_STREAM)).state.messages
+        finally:
+            await nc.close()
+    except (OSError, asyncpg.PostgresError, nats.errors.Error) as exc:
+        print(f"utopia demo: summary unavailable ({exc!r})", flush=True)
+        return previous or (time.monotonic(), 0)
+    now = time.monotonic()
+    rate = (stats.received - previous[1]) / (now - previous[0]) if previous else 0.0
+    print(
+        f"{datetime.now().strftime('%H:%M:%S')}  {rate:>8,.0f} events/s  received {stats.received:,}  "
+        f"stored {stats.stored:,}  duplicates {stats.duplicates:,}  rejected {stats.rejected:,} "
+        f"(dead letters {dead:,})  unmatched {stats.unmatched:,}",
+        flush=True,
+    )
+    return now, stats.received

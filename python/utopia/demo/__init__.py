@@ -1,0 +1,1 @@
+"""`utopia demo`: the whole system on one machine with embedded defaults."""
