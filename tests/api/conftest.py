@@ -31,6 +31,9 @@ from utopia_server import create_app
 from utopia_server.tokens import create_token
 
 _names = itertools.count()
+# Long fetches: nats-py 2.16 can raise a bare TimeoutError from a pull fetch whose deadline runs out on a
+# busy event loop, which stops the worker (it expects nats.errors.TimeoutError); reported to ingest.
+SLOW_FETCH = {"ingest.fetch_timeout_s": 2.0}
 
 
 @dataclass
@@ -97,7 +100,7 @@ def stack(api_pg: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> I
     db_url = api_pg.create_database("api_routes", template="api_template")
     data = Dataset.build()
     with NatsServer(tmp / "nats") as nats_server:
-        settings = make_settings(nats_server.url, db_url)
+        settings = make_settings(nats_server.url, db_url, **SLOW_FETCH)
         tokens = asyncio.run(make_tokens(db_url))
         asyncio.run(provision(settings))
         ingest = IngestProcess(settings, str(tmp / "ingest.log"))

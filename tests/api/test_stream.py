@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
+from prometheus_client import generate_latest
 
-from tests.api.conftest import make_tokens, serve
+from tests.api.conftest import SLOW_FETCH, make_tokens, serve
 from tests.api.sse import Reader
 from tests.ingest.conftest import provisioned
-from tests.ingest.harness import make_settings, publish, wait_until_consumed, worker_task
+from tests.ingest.harness import IngestProcess, Message, make_settings, publish, wait_until_consumed, worker_task
 from tests.ingest.traffic import clean_stream
 from tests.support.nats_server import NatsServer
 from utopia_server.hub import Client, LiveHub
@@ -40,7 +42,7 @@ async def _until(condition: Callable[[], bool], within_s: float, what: str) -> N
 
 
 async def test_counts_add_up_detections_filtered_and_fresh(nats_server: NatsServer, db_url: str) -> None:
-    settings = await provisioned(make_settings(nats_server.url, db_url, **{"api.stats_interval_s": 0.2}))
+    settings = await provisioned(make_settings(nats_server.url, db_url, **SLOW_FETCH, **{"api.stats_interval_s": 0.2}))
     tokens = await make_tokens(db_url)
     headers = {"Authorization": f"Bearer {tokens.viewer}"}
     readers = {"all": Reader(), "harbour": Reader(), "plain": Reader()}
@@ -78,38 +80,54 @@ async def test_counts_add_up_detections_filtered_and_fresh(nats_server: NatsServ
     assert last["pending"] == 0
 
 
-async def test_many_clients_one_never_reading(nats_server: NatsServer, db_url: str) -> None:
-    overrides = {"api.stats_interval_s": 0.1, "api.stream_client_queue": 16}
+async def test_many_clients_one_never_reading(nats_server: NatsServer, db_url: str, tmp_path: Path) -> None:
+    overrides = {"api.stats_interval_s": 0.25, "api.stream_client_queue": 16, **SLOW_FETCH}
     settings = await provisioned(make_settings(nats_server.url, db_url, **overrides))
     tokens = await make_tokens(db_url)
-    request = f"GET /api/v1/stream?detections=true HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tokens.viewer}\r\n\r\n"
-    async with worker_task(settings), serve(settings) as (base, app):
-        hub: LiveHub = app.state.hub
-        # The stuck client sends its request and never reads a byte.
-        _, stuck = await asyncio.open_connection("127.0.0.1", int(base.rsplit(":", 1)[1]))
-        stuck.write(request.encode())
-        limits = httpx.Limits(max_connections=300)
-        async with httpx.AsyncClient(
-            timeout=30, limits=limits, headers={"Authorization": f"Bearer {tokens.viewer}"}
-        ) as http:
-            readers = [Reader() for _ in range(199)]
-            responses = await asyncio.gather(
-                *(http.send(http.build_request("GET", f"{base}/api/v1/stream"), stream=True) for _ in readers)
-            )
-            tasks = [asyncio.create_task(r.read(resp)) for r, resp in zip(readers, responses, strict=True)]
-            await _until(lambda: len(hub.clients) == 200, 10, "200 stream clients")
-            await publish(nats_server.url, clean_stream(60, 100, seed=3))
-            await wait_until_consumed(nats_server.url)
-            stored = len(await _stored(db_url))
-            await _until(lambda: all(r.counted() == stored for r in readers), 10, "every reader to see every count")
-            assert all(len(c.queue) <= 16 for c in hub.clients)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await asyncio.gather(*(resp.aclose() for resp in responses))
-        stuck.close()
-        await _until(lambda: not hub.clients, 5, "disconnected clients to be removed")
-        assert app.state.metrics.sse_clients._value.get() == 0
+    auth = {"Authorization": f"Bearer {tokens.viewer}"}
+    request = (
+        f"GET /api/v1/stream?detections=true HTTP/1.1\r\nHost: x\r\nAuthorization: {auth['Authorization']}\r\n\r\n"
+    )
+    # Ingest and the publisher run outside this event loop, which serves 200 clients.
+    ingest = IngestProcess(settings, str(tmp_path / "ingest.log"))
+    ingest.start()
+    try:
+        await asyncio.to_thread(ingest.wait_ready)
+        async with serve(settings) as (base, app):
+            hub: LiveHub = app.state.hub
+            # The stuck client sends its request and never reads a byte.
+            _, stuck = await asyncio.open_connection("127.0.0.1", int(base.rsplit(":", 1)[1]))
+            stuck.write(request.encode())
+            limits = httpx.Limits(max_connections=300)
+            async with httpx.AsyncClient(timeout=30, limits=limits, headers=auth) as http:
+                readers = [Reader() for _ in range(199)]
+                url = f"{base}/api/v1/stream"
+                responses = await asyncio.gather(
+                    *(http.send(http.build_request("GET", url), stream=True) for _ in readers)
+                )
+                tasks = [asyncio.create_task(r.read(resp)) for r, resp in zip(readers, responses, strict=True)]
+                await _until(lambda: len(hub.clients) == 200, 10, "200 stream clients")
+                await asyncio.to_thread(_publish_and_wait, nats_server.url, clean_stream(60, 100, seed=3))
+                stored = len(await _stored(db_url))
+                await _until(lambda: all(r.counted() == stored for r in readers), 10, "every reader to see every count")
+                assert all(len(c.queue) <= 16 for c in hub.clients)
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                await asyncio.gather(*(resp.aclose() for resp in responses))
+            stuck.close()
+            await _until(lambda: not hub.clients, 5, "disconnected clients to be removed")
+            assert "utopia_api_sse_clients 0.0" in generate_latest(app.state.metrics.registry).decode()
+    finally:
+        assert await asyncio.to_thread(ingest.terminate) == 0
+
+
+def _publish_and_wait(url: str, messages: list[Message]) -> None:
+    async def run() -> None:
+        await publish(url, messages)
+        await wait_until_consumed(url)
+
+    asyncio.run(run())
 
 
 async def test_slow_client_gets_lagged_then_the_newest() -> None:
