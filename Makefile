@@ -59,10 +59,11 @@ fmt: ## format Python and Rust
 	$(VENV)/bin/ruff check --fix .
 	cargo fmt
 
-bench: build ## benchmarks: core hot path vs reference, storage write path vs COPY, edge agent
+bench: build ## benchmarks: core vs reference, storage write path vs COPY, edge agent, end to end (utopia bench)
 	$(PY) -m utopia.benchmarks.core
 	$(PY) benchmarks/storage_bench.py
 	$(PY) benchmarks/edge_bench.py
+	$(VENV)/bin/utopia bench
 
 demo: build ## run the system on this machine with embedded defaults
 	$(VENV)/bin/utopia demo
