@@ -14,9 +14,10 @@ import nats.errors
 from litestar import Litestar, Request, Response, Router
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
+from litestar.exceptions import ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
+from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_503_SERVICE_UNAVAILABLE
 
 from utopia.config import Settings
 from utopia_edge.connection import connect_options
@@ -77,6 +78,21 @@ def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[di
     return Response({"status_code": 503, "detail": detail}, status_code=HTTP_503_SERVICE_UNAVAILABLE)
 
 
+def _invalid(request: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, object]]:
+    """400 naming each bad parameter, instead of echoing the whole query string."""
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    named = [e for e in extra if isinstance(e, dict) and e.get("key")]
+    detail = exc.detail
+    if named and not detail.startswith("invalid "):
+        detail = "; ".join(
+            f"invalid {e.get('source', 'query')} parameter '{e['key']}': {e.get('message')}" for e in named
+        )
+    body: dict[str, object] = {"status_code": 400, "detail": detail}
+    if named:
+        body["extra"] = named
+    return Response(body, status_code=HTTP_400_BAD_REQUEST)
+
+
 def create_app(settings: Settings, *, keepalive_s: float = 15.0) -> Litestar:
     """The API for `settings`; connections open when the app starts (lifespan) and close when it stops."""
     api = Router(
@@ -107,6 +123,7 @@ def create_app(settings: Settings, *, keepalive_s: float = 15.0) -> Litestar:
             ),
         ),
         exception_handlers={
+            ValidationException: _invalid,
             OSError: _unavailable,
             TimeoutError: _unavailable,
             asyncpg.PostgresError: _unavailable,
