@@ -1,0 +1,123 @@
+"""The Textual app: modes (one screen each), key bindings, the live stream worker and catch-up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from utopia_tui.client import ApiClient, ApiError, Connection
+from utopia_tui.messages import ConnectionChanged, LiveUpdated, Reload
+from utopia_tui.model import RANGES, LiveModel, TimeRange
+from utopia_tui.screens.cameras import CamerasScreen
+from utopia_tui.screens.help import HelpScreen
+from utopia_tui.screens.location import LocationScreen
+from utopia_tui.screens.overview import OverviewScreen
+from utopia_tui.screens.rejects import RejectsScreen
+
+__all__ = ["DashboardApp"]
+
+TOP_N = 5
+
+
+class DashboardApp(App[None]):
+    TITLE = "Utopia"
+    CSS_PATH = "dashboard.tcss"
+    MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = {
+        "overview": OverviewScreen,
+        "location": LocationScreen,
+        "cameras": CamerasScreen,
+        "rejects": RejectsScreen,
+    }
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("o", "show('overview')", "Overview"),
+        Binding("l", "show('location')", "Location"),
+        Binding("c", "show('cameras')", "Cameras"),
+        Binding("r", "show('rejects')", "Rejects"),
+        Binding("t", "cycle_range", "Range"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, client: ApiClient, *, catch_up_s: float = 30.0) -> None:
+        super().__init__()
+        self.client = client
+        self.model = LiveModel()
+        self.range: TimeRange = RANGES[0]
+        self.connection = Connection("connecting", client.base_url)
+        self.location: int | None = None  # shown by the Location screen
+        self.catch_up_s = catch_up_s
+        self._was_live = False
+
+    async def on_mount(self) -> None:
+        await self.switch_mode("overview")
+        self.run_worker(self._follow(), name="stream", group="stream")
+        self.set_interval(self.catch_up_s, self.schedule_catch_up)
+        self.schedule_catch_up()
+
+    async def on_unmount(self) -> None:
+        await self.client.aclose()
+
+    # -- live data -----------------------------------------------------------------------------
+
+    async def _follow(self) -> None:
+        async for event in self.client.follow(self._on_connection):
+            self.model.apply(event.name, event.data)
+            if event.name == "stats":
+                self.screen.post_message(LiveUpdated())
+
+    def _on_connection(self, connection: Connection) -> None:
+        self.connection = connection
+        live = connection.state == "live"
+        if live and not self._was_live:
+            # Back after an outage (or the first time): catch up on what happened meanwhile.
+            self.schedule_catch_up()
+            self.screen.post_message(Reload())
+        self._was_live = live
+        self.screen.post_message(ConnectionChanged(connection))
+
+    def schedule_catch_up(self) -> None:
+        self.run_worker(self.catch_up(), group="catch-up", exclusive=True)
+
+    async def catch_up(self) -> None:
+        """The REST baseline of the live model: location names, top items in the range, stored totals."""
+        try:
+            locations = await self.client.locations()
+            top = await self.client.top_items(TOP_N, since=self.range.span)
+            stats = await self.client.stats()
+        except ApiError as exc:
+            self.log.warning(f"catch-up failed: {exc}")
+            return
+        self.model.set_locations(locations)
+        self.model.set_baseline(top)
+        self.model.set_stats(stats)
+        if self.location is None and self.model.names:
+            self.location = min(self.model.names)
+        self.screen.post_message(LiveUpdated())
+
+    # -- actions -------------------------------------------------------------------------------
+
+    async def action_show(self, mode: str) -> None:
+        if self.current_mode != mode:
+            await self.switch_mode(mode)
+
+    async def show_location(self, location: int) -> None:
+        self.location = location
+        if self.current_mode == "location":
+            self.screen.post_message(Reload())
+        else:
+            await self.switch_mode("location")
+
+    def action_cycle_range(self) -> None:
+        self.range = RANGES[(RANGES.index(self.range) + 1) % len(RANGES)]
+        self.notify(f"Time range: {self.range.label}", timeout=2)
+        self.schedule_catch_up()
+        self.screen.post_message(ConnectionChanged(self.connection))
+        self.screen.post_message(Reload())
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
