@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
@@ -79,8 +80,9 @@ class DashboardApp(App[None]):
         self._was_live = live
         self.screen.post_message(ConnectionChanged(connection))
 
-    def schedule_catch_up(self) -> None:
-        self.run_worker(self.catch_up(), group="catch-up", exclusive=True)
+    @work(group="catch-up", exclusive=True)
+    async def schedule_catch_up(self) -> None:
+        await self.catch_up()
 
     async def catch_up(self) -> None:
         """The REST baseline of the live model: location names, top items in the range, stored totals."""
@@ -104,12 +106,13 @@ class DashboardApp(App[None]):
         if self.current_mode != mode:
             await self.switch_mode(mode)
 
-    async def show_location(self, location: int) -> None:
+    def show_location(self, location: int) -> None:
+        """Shows `location` on the Location screen (after the current message: safe from a screen's handler)."""
         self.location = location
         if self.current_mode == "location":
             self.screen.post_message(Reload())
         else:
-            await self.switch_mode("location")
+            self.call_later(self.action_show, "location")
 
     def action_cycle_range(self) -> None:
         self.range = RANGES[(RANGES.index(self.range) + 1) % len(RANGES)]

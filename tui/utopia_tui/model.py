@@ -108,16 +108,16 @@ class LiveModel:
 
     # -- views ---------------------------------------------------------------------------------
 
-    def top(self, n: int) -> list[tuple[str, int, str, int]]:
-        """(location name, rank, item, count) rows: the top n items of each location, ties by name."""
+    def top(self, n: int) -> list[tuple[int, str, int, str, int]]:
+        """(location oid, location name, rank, item, count) rows: the top n items of each location, ties by name."""
         per: dict[int, list[tuple[str, int]]] = {}
         for (location, item), count in self.items.items():
             per.setdefault(location, []).append((item, count))
-        rows: list[tuple[str, int, str, int]] = []
+        rows: list[tuple[int, str, int, str, int]] = []
         for location in sorted(per, key=lambda oid: self.names.get(oid, f"#{oid}")):
             ranked = sorted(per[location], key=lambda pair: (-pair[1], pair[0]))[:n]
             name = self.names.get(location, f"#{location} (unmatched)")
-            rows.extend((name, rank, item, count) for rank, (item, count) in enumerate(ranked, 1))
+            rows.extend((location, name, rank, item, count) for rank, (item, count) in enumerate(ranked, 1))
         return rows
 
     def total(self, name: str) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
+from textual import work
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer
@@ -60,8 +61,9 @@ class DashboardScreen(Screen[None]):
 
     def _reload(self) -> None:
         if self.is_current:
-            self.run_worker(self._fetch(), group="reload", exclusive=True)
+            self._fetch()
 
+    @work(group="reload", exclusive=True)
     async def _fetch(self) -> None:
         try:
             await self.reload()

@@ -88,14 +88,14 @@ class LocationScreen(DashboardScreen):
 
     async def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         if event.option.id is not None and int(event.option.id) != self.dashboard.location:
-            await self.dashboard.show_location(int(event.option.id))
+            self.dashboard.show_location(int(event.option.id))
 
     def redraw(self) -> None:
         app = self.dashboard
         if not self.is_mounted:
             return
         self._fill_locations()
-        name = app.model.names.get(app.location or 0, "no location yet")
+        name = "no location yet" if app.location is None else app.model.names.get(app.location, f"#{app.location}")
         chart = self.query_one("#chart", Static)
         chart.border_title = f"{name} · {app.range.label} · per {app.range.bucket}"
         width = max(10, chart.size.width - 28)

@@ -62,17 +62,13 @@ class OverviewScreen(DashboardScreen):
         rows = self.dashboard.model.top(5)
         cursor = table.cursor_row
         table.clear()
-        for name, rank, item, count in rows:
+        for _, name, rank, item, count in rows:
             table.add_row(name if rank == 1 else "", rank, item, count)
         if rows:
             table.move_cursor(row=min(cursor, len(rows) - 1))
 
-    async def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         rows = self.dashboard.model.top(5)
         if event.cursor_row >= len(rows):
             return
-        name = rows[event.cursor_row][0]
-        for oid, known in self.dashboard.model.names.items():
-            if known == name:
-                await self.dashboard.show_location(oid)
-                return
+        self.dashboard.show_location(rows[event.cursor_row][0])
