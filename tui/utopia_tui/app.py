@@ -27,6 +27,7 @@ TOP_N = 5
 class DashboardApp(App[None]):
     TITLE = "Utopia"
     CSS_PATH = "dashboard.tcss"
+    ENABLE_COMMAND_PALETTE = False
     MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = {
         "overview": OverviewScreen,
         "location": LocationScreen,

@@ -60,10 +60,13 @@ class ApiClient:
         timeout_s: float = 10.0,
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 5.0,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/").removesuffix(PREFIX)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.AsyncClient(base_url=self.base_url + PREFIX, headers=headers, timeout=timeout_s)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url + PREFIX, headers=headers, timeout=timeout_s, transport=transport
+        )
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
 

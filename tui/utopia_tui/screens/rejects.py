@@ -37,4 +37,5 @@ class RejectsScreen(DashboardScreen):
         table.clear()
         now = time.time()
         for reason, entry in reasons:
-            table.add_row(reason, entry.count, f"{now - entry.last_seen:.0f}s ago", entry.example[:60])
+            age = now - entry.last_seen
+            table.add_row(reason, entry.count, "just now" if age < 10 else f"{age:.0f}s ago", entry.example[:60])

@@ -1,0 +1,38 @@
+"""Snapshots of each screen at 80x24 over a fixed API (tests/tui/fake_api.py): the look, compared as SVG.
+
+UTOPIA_UPDATE_SNAPSHOTS=1 writes them anew; review the SVGs (they open in a browser) before committing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.tui.fake_api import FakeApi
+from tests.tui.pilot import until
+from utopia_tui.app import DashboardApp
+
+pytestmark = pytest.mark.timeout(30)
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+
+
+@pytest.mark.parametrize(
+    "keys", ["", "l", "c", "r", "question_mark"], ids=["overview", "location", "cameras", "rejects", "help"]
+)
+async def test_screen(keys: str) -> None:
+    name = {"": "overview", "l": "location", "c": "cameras", "r": "rejects", "question_mark": "help"}[keys]
+    app = DashboardApp(FakeApi().client(), catch_up_s=3600)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.connection.state == "live" and bool(app.model.names), 5, "the fake API")
+        if keys:
+            await pilot.press(keys)
+        await pilot.pause(0.3)
+        await pilot.wait_for_scheduled_animations()
+        svg = app.export_screenshot(title=name)
+    path = SNAPSHOTS / f"{name}.svg"
+    if os.environ.get("UTOPIA_UPDATE_SNAPSHOTS"):
+        SNAPSHOTS.mkdir(exist_ok=True)
+        path.write_text(svg)
+    assert path.exists(), f"no snapshot {path.name}: UTOPIA_UPDATE_SNAPSHOTS=1 writes it (review it, then commit)"
+    assert svg == path.read_text(), f"{name} looks different: UTOPIA_UPDATE_SNAPSHOTS=1 to accept, then review"
