@@ -66,7 +66,8 @@ def test_series_lays_counts_on_a_full_axis() -> None:
 
 def test_helpers() -> None:
     assert bars([0, 1, 2, 4], 3) == "▂▄█"
-    assert bars([0, 0], 5) == "▁▁"
+    assert bars([0, 0], 3) == "▁▁"
+    assert bars([1, 2], 5) == "▄▄██"
     assert human(12345) == "12.3k"
     assert human(None) == "-"
     assert human(2.5) == "2.5"

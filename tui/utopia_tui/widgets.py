@@ -14,8 +14,10 @@ _BLOCKS = " ▁▂▃▄▅▆▇█"
 
 
 def bars(values: Sequence[float], width: int) -> str:
-    """The last `width` values as a one-line bar chart scaled to their maximum."""
+    """The last `width` values as a one-line bar chart scaled to their maximum; few values are widened."""
     tail = list(values)[-width:] if width > 0 else []
+    if tail and len(tail) * 2 <= width:
+        tail = [v for v in tail for _ in range(width // len(tail))]
     top = max(tail, default=0.0)
     if top <= 0:
         return "▁" * len(tail)

@@ -98,7 +98,7 @@ class LocationScreen(DashboardScreen):
         name = "no location yet" if app.location is None else app.model.names.get(app.location, f"#{app.location}")
         chart = self.query_one("#chart", Static)
         chart.border_title = f"{name} · {app.range.label} · per {app.range.bucket}"
-        width = max(10, chart.size.width - 28)
+        width = max(10, chart.content_size.width - 23)
         ranked = sorted(self.items.items(), key=lambda pair: (-sum(pair[1]), pair[0]))[:MAX_ITEMS]
         lines = [f"{item[:12]:<12} {bars(values, width)} {human(sum(values)):>8}" for item, values in ranked]
         chart.update("\n".join(lines) or "no detections in this range")

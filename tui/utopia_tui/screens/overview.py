@@ -51,10 +51,10 @@ class OverviewScreen(DashboardScreen):
         )
         pending, ack = stats.get("pending"), stats.get("ack_pending")
         since, delay = stats.get("since_last_commit_s"), stats.get("notify_delay_ms")
-        lag = "unknown" if pending is None else f"{human(pending)} pending, {human(ack)} unacked"
+        lag = "unknown" if pending is None else f"{human(pending)} pending · {human(ack)} unacked"
         fresh = "no commit yet" if since is None else f"last commit {since:.1f}s ago"
-        notify = "" if delay is None else f", notified in {delay:.0f} ms"
-        self.query_one("#freshness", Static).update(f"lag: {lag}  │ freshness: {fresh}{notify}")
+        notify = "" if delay is None else f" · notify {delay:.0f} ms"
+        self.query_one("#freshness", Static).update(f"lag {lag} │ {fresh}{notify}")
         self._fill_top()
 
     def _fill_top(self) -> None:
