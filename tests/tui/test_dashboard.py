@@ -46,7 +46,7 @@ async def test_navigation_range_and_live_updates(tui_stack: TuiStack) -> None:
         await pilot.press("t")
         assert app.range.name == "day"
         expected = tui_stack.data.top_items(5, location=3)
-        want = [["Market Square", "1", str(expected[0]["item_name"]), str(expected[0]["count"])]]
+        want = [["Market Square", "1", str(expected[0]["item_name"]), f"{expected[0]['count']:,}"]]
         await until(pilot, lambda: want[0] in table_rows(app, "#top-items"), 10, "the day's top items")
 
         # Enter on a row opens that location (the first row: the unmatched location 4).

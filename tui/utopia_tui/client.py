@@ -83,14 +83,20 @@ class ApiClient:
             raise ApiError(f"{self.base_url} unreachable: {type(exc).__name__}") from exc
         if response.status_code >= 400:
             raise ApiError(f"GET {path}: HTTP {response.status_code}", response.status_code)
-        return response.json()
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ApiError(f"GET {path}: not JSON") from exc
 
     async def health(self) -> dict[str, Any]:
         try:
             response = await self._http.get("/health")
         except httpx.HTTPError as exc:
             raise ApiError(f"{self.base_url} unreachable: {type(exc).__name__}") from exc
-        result: dict[str, Any] = response.json()
+        try:
+            result: dict[str, Any] = response.json()
+        except ValueError as exc:
+            raise ApiError("GET /health: not JSON") from exc
         return result
 
     async def stats(self) -> dict[str, Any]:

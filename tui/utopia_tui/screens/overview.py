@@ -63,7 +63,7 @@ class OverviewScreen(DashboardScreen):
         cursor = table.cursor_row
         table.clear()
         for _, name, rank, item, count in rows:
-            table.add_row(name if rank == 1 else "", rank, item, count)
+            table.add_row(name if rank == 1 else "", rank, item, f"{count:,}")
         if rows:
             table.move_cursor(row=min(cursor, len(rows) - 1))
 
