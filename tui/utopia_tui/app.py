@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.screen import Screen
 
 from utopia_tui.client import ApiClient, ApiError, Connection
@@ -69,7 +70,7 @@ class DashboardApp(App[None]):
         async for event in self.client.follow(self._on_connection):
             self.model.apply(event.name, event.data)
             if event.name == "stats":
-                self.screen.post_message(LiveUpdated())
+                self.tell(LiveUpdated())
 
     def _on_connection(self, connection: Connection) -> None:
         self.connection = connection
@@ -77,9 +78,14 @@ class DashboardApp(App[None]):
         if live and not self._was_live:
             # Back after an outage (or the first time): catch up on what happened meanwhile.
             self.schedule_catch_up()
-            self.screen.post_message(Reload())
+            self.tell(Reload())
         self._was_live = live
-        self.screen.post_message(ConnectionChanged(connection))
+        self.tell(ConnectionChanged(connection))
+
+    def tell(self, message: Message) -> None:
+        """Sends `message` to the current screen, if there is one yet (or still)."""
+        if self.screen_stack:
+            self.screen.post_message(message)
 
     @work(group="catch-up", exclusive=True)
     async def schedule_catch_up(self) -> None:
@@ -99,7 +105,7 @@ class DashboardApp(App[None]):
         self.model.set_stats(stats)
         if self.location is None and self.model.names:
             self.location = min(self.model.names)
-        self.screen.post_message(LiveUpdated())
+        self.tell(LiveUpdated())
 
     # -- actions -------------------------------------------------------------------------------
 
@@ -111,7 +117,7 @@ class DashboardApp(App[None]):
         """Shows `location` on the Location screen (after the current message: safe from a screen's handler)."""
         self.location = location
         if self.current_mode == "location":
-            self.screen.post_message(Reload())
+            self.tell(Reload())
         else:
             self.call_later(self.action_show, "location")
 
@@ -119,8 +125,8 @@ class DashboardApp(App[None]):
         self.range = RANGES[(RANGES.index(self.range) + 1) % len(RANGES)]
         self.notify(f"Time range: {self.range.label}", timeout=2)
         self.schedule_catch_up()
-        self.screen.post_message(ConnectionChanged(self.connection))
-        self.screen.post_message(Reload())
+        self.tell(ConnectionChanged(self.connection))
+        self.tell(Reload())
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
