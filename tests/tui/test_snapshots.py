@@ -8,13 +8,25 @@ import os
 from pathlib import Path
 
 import pytest
+from textual.widgets import DataTable, Static
 
 from tests.tui.fake_api import FakeApi
 from tests.tui.pilot import until
 from utopia_tui.app import DashboardApp
+from utopia_tui.screens.help import HelpScreen
 
 pytestmark = pytest.mark.timeout(30)
 SNAPSHOTS = Path(__file__).parent / "snapshots"
+
+
+def _loaded(app: DashboardApp, name: str) -> bool:
+    """The screen shows its data (the fake API answers at once, but a busy machine is slow)."""
+    if name == "help":
+        return isinstance(app.screen, HelpScreen)
+    if name == "location":
+        return "person" in str(app.screen.query_one("#chart", Static).render())
+    table = {"overview": "#top-items", "cameras": "#cameras", "rejects": "#rejects"}[name]
+    return app.screen.query_one(table, DataTable).row_count > 0
 
 
 @pytest.mark.parametrize(
@@ -27,7 +39,8 @@ async def test_screen(keys: str) -> None:
         await until(pilot, lambda: app.connection.state == "live" and bool(app.model.names), 5, "the fake API")
         if keys:
             await pilot.press(keys)
-        await pilot.pause(0.3)
+        await until(pilot, lambda: _loaded(app, name), 5, f"the {name} screen's data")
+        await pilot.pause(0.2)
         await pilot.wait_for_scheduled_animations()
         svg = app.export_screenshot(title=name)
     path = SNAPSHOTS / f"{name}.svg"
