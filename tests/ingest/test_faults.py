@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import signal
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import pytest
 from tests.ingest.conftest import LOCATIONS, provisioned
 from tests.ingest.harness import IngestProcess, Message, make_settings, stored_rows, wait_until_consumed, worker_task
 from tests.ingest.traffic import clean_stream
-from tests.support.nats_server import NatsServer
+from tests.support.nats_server import NatsServer, free_port
 from tests.support.postgres import PostgresServer
 from utopia.copy_format import Row
 
@@ -126,3 +128,15 @@ async def test_nats_server_restart_mid_stream(nats_server: NatsServer, db_url: s
         await publisher
         await wait_until_consumed(nats_server.url, within_s=120)
     assert_exactly_once(await stored_rows(db_url), copies)
+
+
+def test_sigterm_while_waiting_for_nats_stops_at_once(db_url: str, tmp_path: Path) -> None:
+    # NATS is not there: the worker waits for it, and SIGTERM must end that wait, not hang.
+    settings = make_settings(f"nats://127.0.0.1:{free_port()}", db_url)
+    worker = IngestProcess(settings, str(tmp_path / "ingest.log"))
+    worker.start()
+    time.sleep(2)
+    assert worker.proc is not None
+    assert worker.proc.poll() is None, worker.stderr()
+    worker.proc.send_signal(signal.SIGTERM)
+    assert worker.proc.wait(timeout=10) == 0, worker.stderr()

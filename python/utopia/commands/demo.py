@@ -47,6 +47,11 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        # A second Ctrl-C, or the terminal closing, must not cut the clean-up short and orphan
+        # the servers and agents (they run in sessions of their own).
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        print("utopia demo: stopping (edge agents first; a few seconds)", flush=True)
         system.stop()
         print("utopia demo: stopped", flush=True)
 
@@ -54,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
 async def _main(system: DemoSystem, args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     settings = await system.start(args.config)
     print(f"utopia demo: NATS {settings.nats.url}, database {settings.database.url}", flush=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import sys
 from typing import Any
@@ -37,4 +38,15 @@ async def _main(settings: config.Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await Worker(settings).run(stop)
+    worker = Worker(settings)
+    running = asyncio.create_task(worker.run(stop))
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait([running, stopped], return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not running.done() and not worker.consuming.is_set():
+        # Still waiting for NATS or the database: nothing is in flight, so stop right away.
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        return
+    await running

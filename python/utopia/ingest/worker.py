@@ -73,6 +73,8 @@ class Worker:
         self.in_flight: list[InFlight] = []
         self.stopping = asyncio.Event()
         self.reload_locations = asyncio.Event()
+        # Set once consuming: before that there is nothing to finish, so a stop may just cancel.
+        self.consuming = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Runs until `stop` is set, then finishes what it fetched and returns."""
@@ -82,6 +84,8 @@ class Worker:
         finally:
             await conn.close()
         log.info("core ready", extra={"flavour": flavour, "locations": locations, "warmed_ids": warmed})
+        # Waits (and retries) until NATS is reachable, as a service should.
+        log.info("connecting to NATS", extra={"url": self.settings.nats.url})
         nc = await nats.connect(**connect_options(self.settings.nats, name="utopia-ingest"))
         js = nc.jetstream()
         consumer = self.settings.ingest.consumer
@@ -105,6 +109,7 @@ class Worker:
             asyncio.create_task(self._listen_for_locations(), name="locations"),
         ]
         log.info("ingesting", extra={"consumer": consumer, "stream": DETECTIONS_STREAM})
+        self.consuming.set()
         try:
             stopped = asyncio.create_task(stop.wait())
             done, _ = await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
