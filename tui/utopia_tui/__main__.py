@@ -9,9 +9,14 @@ from utopia_tui import run
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="utopia-tui", description="Utopia terminal dashboard")
-    parser.add_argument("--api", default=os.environ.get("UTOPIA_API_URL", "http://127.0.0.1:8080"))
-    parser.add_argument("--token", default=os.environ.get("UTOPIA_API_TOKEN"))
+    parser = argparse.ArgumentParser(prog="utopia-dashboard", description="Utopia terminal dashboard")
+    parser.add_argument(
+        "--api",
+        metavar="URL",
+        default=os.environ.get("UTOPIA_API_URL", "http://127.0.0.1:8080"),
+        help="the API's base URL (default: $UTOPIA_API_URL or http://127.0.0.1:8080)",
+    )
+    parser.add_argument("--token", metavar="T", default=os.environ.get("UTOPIA_API_TOKEN"), help="a bearer token")
     args = parser.parse_args()
     return run(args.api, args.token)
 
