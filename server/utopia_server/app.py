@@ -3,6 +3,7 @@ the NATS connection and the live hub, and closes them on shutdown."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -57,9 +58,15 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
         yield
     finally:
         await hub.stop()
+        # Notifications only: nothing to drain, so a plain close; bounded so shutdown cannot hang.
         with contextlib.suppress(nats.errors.Error, TimeoutError):
-            await nc.drain()
-        await pool.close()
+            async with asyncio.timeout(5):
+                await nc.close()
+        try:
+            async with asyncio.timeout(5):
+                await pool.close()
+        except TimeoutError:
+            pool.terminate()
 
 
 def _state(name: str) -> Provide:

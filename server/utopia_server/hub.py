@@ -79,15 +79,19 @@ class LiveHub:
         self.latest = self._snapshot(0.0)
         self._sub: Any = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
 
     async def start(self) -> None:
         self._sub = await self.nc.subscribe(LIVE_PREFIX + ">", cb=self._on_message, pending_msgs_limit=-1)
         self._tasks.append(asyncio.create_task(self._tick(), name="utopia-api-stats"))
 
     async def stop(self) -> None:
+        # A flag, not only cancellation: a NATS request may swallow a CancelledError.
+        self._stopping.set()
         for task in self._tasks:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), timeout=2.0)
             task.cancel()
-        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
@@ -153,8 +157,10 @@ class LiveHub:
 
     async def _tick(self) -> None:
         last = time.monotonic()
-        while True:
-            await asyncio.sleep(self.interval_s)
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.interval_s)
+                return
             await self._poll_lag()
             now = time.monotonic()
             self.latest = self._snapshot(now - last)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -15,7 +14,7 @@ from prometheus_client import generate_latest
 from tests.api.conftest import SLOW_FETCH, make_tokens, serve
 from tests.api.sse import Reader
 from tests.ingest.conftest import provisioned
-from tests.ingest.harness import IngestProcess, Message, make_settings, publish, wait_until_consumed, worker_task
+from tests.ingest.harness import Message, make_settings, publish, wait_until_consumed, worker_task
 from tests.ingest.traffic import clean_stream
 from tests.support.nats_server import NatsServer
 from utopia_server.hub import Client, LiveHub
@@ -41,6 +40,7 @@ async def _until(condition: Callable[[], bool], within_s: float, what: str) -> N
         await asyncio.sleep(0.05)
 
 
+@pytest.mark.usefixtures("tolerant_fetch")
 async def test_counts_add_up_detections_filtered_and_fresh(nats_server: NatsServer, db_url: str) -> None:
     settings = await provisioned(make_settings(nats_server.url, db_url, **SLOW_FETCH, **{"api.stats_interval_s": 0.2}))
     tokens = await make_tokens(db_url)
@@ -48,10 +48,11 @@ async def test_counts_add_up_detections_filtered_and_fresh(nats_server: NatsServ
     readers = {"all": Reader(), "harbour": Reader(), "plain": Reader()}
     queries = {"all": "?detections=true", "harbour": "?detections=true&location=2", "plain": ""}
     async with worker_task(settings), serve(settings) as (base, app), httpx.AsyncClient(timeout=30) as http:
-        tasks = []
+        tasks, responses = [], []
         for key, reader in readers.items():
             request = http.build_request("GET", f"{base}/api/v1/stream{queries[key]}", headers=headers)
             response = await http.send(request, stream=True)
+            responses.append(response)
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
             tasks.append(asyncio.create_task(reader.read(response)))
@@ -64,6 +65,7 @@ async def test_counts_add_up_detections_filtered_and_fresh(nats_server: NatsServ
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(r.aclose() for r in responses))
 
     everything = readers["all"]
     oids = sorted(d["detection_oid"] for e in everything.named("detections") for d in e.data)
@@ -80,7 +82,8 @@ async def test_counts_add_up_detections_filtered_and_fresh(nats_server: NatsServ
     assert last["pending"] == 0
 
 
-async def test_many_clients_one_never_reading(nats_server: NatsServer, db_url: str, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("tolerant_fetch")
+async def test_many_clients_one_never_reading(nats_server: NatsServer, db_url: str) -> None:
     overrides = {"api.stats_interval_s": 0.25, "api.stream_client_queue": 16, **SLOW_FETCH}
     settings = await provisioned(make_settings(nats_server.url, db_url, **overrides))
     tokens = await make_tokens(db_url)
@@ -88,38 +91,30 @@ async def test_many_clients_one_never_reading(nats_server: NatsServer, db_url: s
     request = (
         f"GET /api/v1/stream?detections=true HTTP/1.1\r\nHost: x\r\nAuthorization: {auth['Authorization']}\r\n\r\n"
     )
-    # Ingest and the publisher run outside this event loop, which serves 200 clients.
-    ingest = IngestProcess(settings, str(tmp_path / "ingest.log"))
-    ingest.start()
-    try:
-        await asyncio.to_thread(ingest.wait_ready)
-        async with serve(settings) as (base, app):
-            hub: LiveHub = app.state.hub
-            # The stuck client sends its request and never reads a byte.
-            _, stuck = await asyncio.open_connection("127.0.0.1", int(base.rsplit(":", 1)[1]))
-            stuck.write(request.encode())
-            limits = httpx.Limits(max_connections=300)
-            async with httpx.AsyncClient(timeout=30, limits=limits, headers=auth) as http:
-                readers = [Reader() for _ in range(199)]
-                url = f"{base}/api/v1/stream"
-                responses = await asyncio.gather(
-                    *(http.send(http.build_request("GET", url), stream=True) for _ in readers)
-                )
-                tasks = [asyncio.create_task(r.read(resp)) for r, resp in zip(readers, responses, strict=True)]
-                await _until(lambda: len(hub.clients) == 200, 10, "200 stream clients")
-                await asyncio.to_thread(_publish_and_wait, nats_server.url, clean_stream(60, 100, seed=3))
-                stored = len(await _stored(db_url))
-                await _until(lambda: all(r.counted() == stored for r in readers), 10, "every reader to see every count")
-                assert all(len(c.queue) <= 16 for c in hub.clients)
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                await asyncio.gather(*(resp.aclose() for resp in responses))
-            stuck.close()
-            await _until(lambda: not hub.clients, 5, "disconnected clients to be removed")
-            assert "utopia_api_sse_clients 0.0" in generate_latest(app.state.metrics.registry).decode()
-    finally:
-        assert await asyncio.to_thread(ingest.terminate) == 0
+    async with worker_task(settings), serve(settings) as (base, app):
+        hub: LiveHub = app.state.hub
+        # The stuck client sends its request and never reads a byte.
+        _, stuck = await asyncio.open_connection("127.0.0.1", int(base.rsplit(":", 1)[1]))
+        stuck.write(request.encode())
+        limits = httpx.Limits(max_connections=300)
+        async with httpx.AsyncClient(timeout=30, limits=limits, headers=auth) as http:
+            readers = [Reader() for _ in range(199)]
+            url = f"{base}/api/v1/stream"
+            responses = await asyncio.gather(*(http.send(http.build_request("GET", url), stream=True) for _ in readers))
+            tasks = [asyncio.create_task(r.read(resp)) for r, resp in zip(readers, responses, strict=True)]
+            await _until(lambda: len(hub.clients) == 200, 10, "200 stream clients")
+            # The publisher runs off this event loop, which serves 200 clients and the worker.
+            await asyncio.to_thread(_publish_and_wait, nats_server.url, clean_stream(60, 100, seed=3))
+            stored = len(await _stored(db_url))
+            await _until(lambda: all(r.counted() == stored for r in readers), 10, "every reader to see every count")
+            assert all(len(c.queue) <= 16 for c in hub.clients)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*(resp.aclose() for resp in responses))
+        stuck.close()
+        await _until(lambda: not hub.clients, 5, "disconnected clients to be removed")
+        assert "utopia_api_sse_clients 0.0" in generate_latest(app.state.metrics.registry).decode()
 
 
 def _publish_and_wait(url: str, messages: list[Message]) -> None:
