@@ -43,6 +43,8 @@ class DashboardApp(App[None]):
         Binding("t", "cycle_range", "Range"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
+        # Ctrl-C quits as it does for other commands (`utopia demo` then stops everything).
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
 
     def __init__(self, client: ApiClient, *, catch_up_s: float = 30.0) -> None:
