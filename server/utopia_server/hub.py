@@ -136,6 +136,10 @@ class LiveHub:
                 return
             if any(c.wants(location) for c in self.clients):
                 self.broadcast(frame("detections", msg.data), location)
+        elif kind == "rejects":
+            # Why events were dead-lettered ([{field, code, reason, subject}]), for the dashboards.
+            self.metrics.live_messages.labels("rejects").inc()
+            self.broadcast(frame("rejects", msg.data))
         else:
             self.metrics.live_messages.labels("other").inc()
 

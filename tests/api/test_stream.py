@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 
 import asyncpg
 import httpx
@@ -137,6 +138,29 @@ async def test_slow_client_gets_lagged_then_the_newest() -> None:
         assert await anext(stream) == b": keep-alive\n\n"
         await stream.aclose()
     assert not hub.clients
+
+
+async def test_live_feed_fan_out_by_kind() -> None:
+    hub = LiveHub(None, ApiMetrics(), queue=10, interval_s=1.0, consumer="ingest")
+    counts = b'{"committed_at_ms":1,"received":5,"accepted":4,"stored":3,"duplicates":1,"rejected":1,"unmatched":2}'
+    rejects = (
+        b'[{"field":"item_name","code":"missing","reason":"item_name is missing","subject":"utopia.detections.1"}]'
+    )
+    async with (
+        hub.connect(detections=True, locations=frozenset({2})) as harbour,
+        hub.connect(detections=False, locations=None) as plain,
+    ):
+        for subject, data in [
+            ("utopia.live.counts", counts),
+            ("utopia.live.rejects", rejects),
+            ("utopia.live.detections.1", b"[]"),
+            ("utopia.live.detections.2", b"[]"),
+        ]:
+            await hub._on_message(SimpleNamespace(subject=subject, data=data))
+        names = [f.split(b"\n", 1)[0] for f in harbour.queue]
+        assert names == [b"event: counts", b"event: rejects", b"event: detections"]
+        assert [f.split(b"\n", 1)[0] for f in plain.queue] == [b"event: counts", b"event: rejects"]
+    assert (hub.totals["stored"], hub.totals["rejected"], hub.totals["unmatched"]) == (3, 1, 2)
 
 
 def test_client_queue_is_bounded() -> None:

@@ -47,7 +47,8 @@ async def _stream(hub: LiveHub, detections: bool, locations: frozenset[int] | No
 
 @get(
     "/stream",
-    summary="Server-Sent Events: stats (every stats_interval_s), counts (increments), detections (when asked)",
+    summary="Server-Sent Events: stats (every stats_interval_s), counts, rejects, detections (when asked); "
+    "lagged tells how many events a slow client missed",
     media_type="text/event-stream",
 )
 async def get_stream(
