@@ -63,6 +63,7 @@ bench: build ## benchmarks: core vs reference, storage write path vs COPY, edge 
 	$(PY) -m utopia.benchmarks.core
 	$(PY) benchmarks/storage_bench.py
 	$(PY) benchmarks/edge_bench.py
+	$(PY) benchmarks/api_bench.py
 	$(VENV)/bin/utopia bench
 
 demo: build ## run the system on this machine with embedded defaults

@@ -119,7 +119,10 @@ class Pipeline:
 
     async def close(self) -> None:
         if self._conn is not None and not self._conn.is_closed():
-            await self._conn.close()
+            try:
+                await self._conn.close(timeout=2)
+            except (*TRANSIENT_DB_ERRORS, asyncpg.PostgresError):
+                self._conn.terminate()
 
     async def _pause(self, delay: float) -> None:
         """Sleeps `delay`, or raises `Stopping` as soon as a stop is requested."""

@@ -127,18 +127,24 @@ class Worker:
                 pipeline.stop.set()
                 await asyncio.gather(*tasks, return_exceptions=True)
         finally:
-            for task in [*tasks, *helpers]:
-                task.cancel()
-            await asyncio.gather(*tasks, *helpers, return_exceptions=True)
-            await self._hand_back()
-            await pipeline.close()
-            # Acks, naks and live notifications still buffered go out before the connection closes.
-            with contextlib.suppress(nats.errors.Error, TimeoutError):
-                await nc.flush(timeout=2)
-            await nc.close()
-            if server is not None:
-                server.shutdown()
-            log.info("stopped")
+            await self._shut_down([*tasks, *helpers], pipeline, nc, server)
+
+    async def _shut_down(self, tasks: list[asyncio.Task[None]], pipeline: Pipeline, nc: Any, server: Any) -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._hand_back()
+        await pipeline.close()
+        # Acks, naks and live notifications still buffered go out before the connection closes;
+        # a server that is gone must not hold the exit up.
+        with contextlib.suppress(nats.errors.Error, TimeoutError):
+            await nc.flush(timeout=2)
+        with contextlib.suppress(nats.errors.Error, TimeoutError):
+            async with asyncio.timeout(5):
+                await nc.close()
+        if server is not None:
+            server.shutdown()
+        log.info("stopped")
 
     def _serve_metrics(self) -> Any:
         ingest = self.settings.ingest
@@ -153,7 +159,8 @@ class Worker:
         while not self.stopping.is_set():
             try:
                 msgs = await psub.fetch(batch=ingest.fetch_batch, timeout=ingest.fetch_timeout_s)
-            except nats.errors.TimeoutError:
+            except (nats.errors.TimeoutError, TimeoutError):
+                # nats-py raises its own timeout, or a bare one when the event loop was busy.
                 continue
             except (nats.errors.ConnectionClosedError, nats.errors.NoRespondersError, nats.js.errors.APIError) as exc:
                 log.warning("fetch failed; retrying", extra={"error": repr(exc)})
