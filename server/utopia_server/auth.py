@@ -64,6 +64,9 @@ async def require_role(connection: ASGIConnection[Any, Any, Any, Any], handler: 
         return
     header = connection.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
+    if not header and handler.opt.get("token_in_query"):
+        # A browser's EventSource cannot send headers; the stream also takes ?access_token=.
+        scheme, token = "bearer", connection.query_params.get("access_token", "")
     if scheme.lower() != "bearer" or not token.strip():
         raise NotAuthorizedException(
             detail="missing bearer token: send 'Authorization: Bearer <token>' (create one with `utopia token create`)",

@@ -50,10 +50,15 @@ async def _stream(hub: LiveHub, detections: bool, locations: frozenset[int] | No
     summary="Server-Sent Events: stats (every stats_interval_s), counts, rejects, detections (when asked); "
     "lagged tells how many events a slow client missed",
     media_type="text/event-stream",
+    opt={"token_in_query": True},
 )
 async def get_stream(
     hub: Hub,
     keepalive_s: KeepAlive,
+    access_token: Annotated[
+        str | None,
+        Parameter(description="the bearer token, for clients that cannot send headers (a browser's EventSource)"),
+    ] = None,
     detections: Annotated[bool, Parameter(description="also send the committed events")] = False,
     location: Annotated[
         list[int] | None, Parameter(description="detections of these geographical_location_oid only (repeatable)")
