@@ -1,7 +1,7 @@
 """API tokens: random bearer tokens shown once; only their SHA-256 hashes are stored.
 
-The table is created by `utopia token create` (idempotent DDL below), so an installation without
-tokens simply refuses every protected request with 401.
+The table comes with `utopia migrate` (migration 003); an installation without tokens refuses every
+protected request with 401.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import hashlib
 import secrets
 from typing import Any, Literal
 
-__all__ = ["ROLES", "Role", "create_token", "ensure_table", "fetch_hashes", "hash_token"]
+__all__ = ["ROLES", "Role", "create_token", "fetch_hashes", "hash_token"]
 
 Role = Literal["viewer", "operator"]
 ROLES: tuple[Role, ...] = ("viewer", "operator")
@@ -18,23 +18,8 @@ Conn = Any  # asyncpg.Connection
 
 PREFIX = "utp_"
 
-DDL = """
-CREATE SCHEMA IF NOT EXISTS utopia;
-CREATE TABLE IF NOT EXISTS utopia.api_tokens (
-    token_hash text PRIMARY KEY CHECK (token_hash ~ '^[0-9a-f]{64}$'),
-    name text NOT NULL CHECK (char_length(name) BETWEEN 1 AND 200),
-    role text NOT NULL CHECK (role IN ('viewer', 'operator')),
-    created_at timestamptz NOT NULL DEFAULT now()
-);
-"""
-
-
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-async def ensure_table(conn: Conn) -> None:
-    await conn.execute(DDL)
 
 
 async def create_token(conn: Conn, role: Role, name: str | None = None) -> str:
@@ -42,7 +27,6 @@ async def create_token(conn: Conn, role: Role, name: str | None = None) -> str:
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     token = PREFIX + secrets.token_urlsafe(32)
-    await ensure_table(conn)
     await conn.execute(
         "INSERT INTO utopia.api_tokens (token_hash, name, role) VALUES ($1, $2, $3)",
         hash_token(token),
