@@ -18,6 +18,7 @@ Conn = Any  # asyncpg.Connection
 
 PREFIX = "utp_"
 
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
