@@ -77,6 +77,11 @@ def _state(name: str) -> Provide:
 
 
 def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, object]]:
+    if isinstance(exc, (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)):
+        # The database refused a value the request carried: the client's to fix, not a 503.
+        log.info("request refused by the database", extra={"path": request.url.path, "error": repr(exc)})
+        detail = f"a value in the request is not acceptable: {type(exc).__name__}"
+        return Response({"status_code": 400, "detail": detail}, status_code=HTTP_400_BAD_REQUEST)
     if isinstance(exc, asyncpg.UndefinedTableError):
         detail = "the database schema is missing: run `utopia migrate`"
     else:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -57,9 +57,14 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     ingest_since_last_commit_s: float | None
 
 
+# What the api_tokens table accepts: 1..200 characters, none of them control characters (NUL
+# cannot be stored at all), so a bad name is a 400 here rather than a database error.
+TokenName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
 class TokenRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     role: Literal["viewer", "operator"]
-    name: str | None = msgspec.field(default=None)
+    name: TokenName | None = msgspec.field(default=None)
 
 
 class TokenCreated(msgspec.Struct, frozen=True, kw_only=True):

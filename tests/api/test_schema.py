@@ -30,7 +30,10 @@ def test_no_server_errors(stack: Stack) -> None:
         operation = result.ok()
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        # Derandomized so CI is repeatable; a failure found here becomes a fixed regression case.
+        @settings(
+            max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True
+        )
         def check(case: Any) -> None:
             response = case.call(headers=headers, timeout=10)
             statuses.append(response.status_code)
