@@ -25,11 +25,9 @@ from nats.js.client import JetStreamContext
 from tests.api.dataset import LOCATIONS, Dataset
 from tests.ingest.harness import IngestProcess, make_settings, publish, settings_env, wait_until_consumed
 from tests.support.nats_server import NatsServer, free_port
-from tests.support.postgres import PostgresServer
-from utopia.config import Settings, StorageSettings
+from tests.support.postgres import PostgresServer, migrated_server
+from utopia.config import Settings
 from utopia.ingest.provisioning import provision
-from utopia.storage import migrations
-from utopia.storage.locations import load_locations
 from utopia_server import create_app
 from utopia_server.tokens import create_token
 
@@ -64,18 +62,7 @@ class Tokens:
 
 @pytest.fixture(scope="session")
 def api_pg() -> Iterator[PostgresServer]:
-    with PostgresServer(settings={"synchronous_commit": "on"}) as server:
-        server.create_database("api_template")
-
-        async def migrate() -> None:
-            conn = await asyncpg.connect(server.url("api_template"))
-            try:
-                await migrations.run(conn, StorageSettings(flavour="plain"))
-                await load_locations(conn, list(LOCATIONS.items()))
-            finally:
-                await conn.close()
-
-        asyncio.run(migrate())
+    with migrated_server("api_template", LOCATIONS) as server:
         yield server
 
 
