@@ -139,10 +139,6 @@ impl SeenSet {
         self.generations.retain(|g| g.start_ms.saturating_add(span).saturating_add(horizon) > now_ms);
     }
 
-    pub fn span_ms(&self) -> i64 {
-        self.span_ms
-    }
-
     pub fn len(&self) -> usize {
         self.generations.iter().map(|g| g.ids.len()).sum()
     }

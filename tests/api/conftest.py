@@ -12,11 +12,9 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
-import nats.errors
 import pytest
 import uvicorn
 from litestar import Litestar
@@ -33,25 +31,6 @@ from utopia_server.tokens import create_token
 
 _names = itertools.count()
 PullSubscription = JetStreamContext.PullSubscription
-# nats-py 2.16 can raise a bare TimeoutError from a pull fetch whose deadline runs out on a busy event
-# loop; the worker expects nats.errors.TimeoutError and stops (reported to ingest). Long fetches make
-# it rare; `tolerant_fetch` turns it into the expected error for workers in the test's process.
-SLOW_FETCH = {"ingest.fetch_timeout_s": 2.0}
-
-
-@pytest.fixture
-def tolerant_fetch(monkeypatch: pytest.MonkeyPatch) -> None:
-    original = PullSubscription.fetch
-
-    async def fetch(self: PullSubscription, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await original(self, *args, **kwargs)
-        except nats.errors.TimeoutError:
-            raise
-        except TimeoutError as exc:
-            raise nats.errors.TimeoutError from exc
-
-    monkeypatch.setattr(PullSubscription, "fetch", fetch)
 
 
 @dataclass
@@ -100,46 +79,72 @@ def _wait_healthy(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     raise AssertionError(f"API did not become healthy: {log.read_text()[-2000:]}")
 
 
-@pytest.fixture(scope="session")
-def stack(api_pg: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """NATS, ingest and `utopia api` as child processes over the known dataset, all ingested."""
-    tmp = tmp_path_factory.mktemp("stack")
-    db_url = api_pg.create_database("api_routes", template="api_template")
+class ApiProcess:
+    """`utopia api` as a child process on a fixed port, stoppable and restartable."""
+
+    def __init__(self, settings: Settings, port: int, log: Path) -> None:
+        self.env = settings_env(settings) | {"UTOPIA_API_PORT": str(port), "UTOPIA_API_STATS_INTERVAL_S": "0.2"}
+        self.base = f"http://127.0.0.1:{port}"
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as out:
+            command = [sys.executable, "-m", "utopia.cli", "api"]
+            self.proc = subprocess.Popen(command, env=self.env, stdout=out, stderr=out)
+        _wait_healthy(self.base, self.proc, self.log)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            stop_process(self.proc)
+        self.proc = None
+
+
+@dataclass
+class Ingested:
+    nats_server: NatsServer
+    settings: Settings
+    tokens: Tokens
+    data: Dataset
+    db_url: str
+
+
+@contextlib.contextmanager
+def ingested(api_pg: PostgresServer, tmp: Path, db_name: str) -> Iterator[Ingested]:
+    """NATS and `utopia ingest` as child processes, with the known dataset published and consumed."""
+    db_url = api_pg.create_database(db_name, template="api_template")
     data = Dataset.build()
     with NatsServer(tmp / "nats") as nats_server:
-        settings = make_settings(nats_server.url, db_url, **SLOW_FETCH)
+        settings = make_settings(nats_server.url, db_url)
         tokens = asyncio.run(make_tokens(db_url))
         asyncio.run(provision(settings))
         ingest = IngestProcess(settings, str(tmp / "ingest.log"))
         ingest.start()
-        ingest.wait_ready()
-        asyncio.run(publish(nats_server.url, data.messages))
-        for _ in range(5):  # a worker stopped by the nats-py fetch error above is started again
-            try:
-                asyncio.run(wait_until_consumed(nats_server.url, within_s=5))
-                break
-            except TimeoutError:
-                assert ingest.proc is not None
-                if ingest.proc.poll() is not None:
-                    ingest.start()
-        port = free_port()
-        env = settings_env(settings) | {"UTOPIA_API_PORT": str(port), "UTOPIA_API_STATS_INTERVAL_S": "0.2"}
-        log = tmp / "api.log"
-        with open(log, "wb") as out:
-            api = subprocess.Popen([sys.executable, "-m", "utopia.cli", "api"], env=env, stdout=out, stderr=out)
         try:
-            base = f"http://127.0.0.1:{port}"
-            _wait_healthy(base, api, log)
-            yield Stack(base=base, settings=settings, tokens=tokens, data=data, db_url=db_url)
+            ingest.wait_ready()
+            asyncio.run(publish(nats_server.url, data.messages))
+            asyncio.run(wait_until_consumed(nats_server.url))
+            yield Ingested(nats_server, settings, tokens, data, db_url)
         finally:
-            stop_process(api)
             assert ingest.proc is not None
-            # Stopping ingest is tested by the ingest suite; here it must only not outlive the session.
             stop_process(ingest.proc)
 
 
+@pytest.fixture(scope="session")
+def stack(api_pg: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """NATS, ingest and `utopia api` as child processes over the known dataset, all ingested."""
+    tmp = tmp_path_factory.mktemp("stack")
+    with ingested(api_pg, tmp, "api_routes") as done:
+        api = ApiProcess(done.settings, free_port(), tmp / "api.log")
+        api.start()
+        try:
+            yield Stack(base=api.base, settings=done.settings, tokens=done.tokens, data=done.data, db_url=done.db_url)
+        finally:
+            api.stop()
+
+
 def stop_process(proc: subprocess.Popen[bytes], within_s: float = 15.0) -> None:
-    """SIGTERM, then SIGKILL after `within_s` (the ingest worker sometimes hangs on SIGTERM; reported)."""
+    """SIGTERM, then SIGKILL after `within_s`, so no child outlives the tests."""
     proc.terminate()
     try:
         proc.wait(timeout=within_s)

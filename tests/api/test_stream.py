@@ -12,7 +12,7 @@ import httpx
 import pytest
 from prometheus_client import generate_latest
 
-from tests.api.conftest import SLOW_FETCH, make_tokens, serve
+from tests.api.conftest import make_tokens, serve
 from tests.api.sse import Reader
 from tests.ingest.conftest import provisioned
 from tests.ingest.harness import Message, make_settings, publish, wait_until_consumed, worker_task
@@ -41,9 +41,8 @@ async def _until(condition: Callable[[], bool], within_s: float, what: str) -> N
         await asyncio.sleep(0.05)
 
 
-@pytest.mark.usefixtures("tolerant_fetch")
 async def test_counts_add_up_detections_filtered_and_fresh(nats_server: NatsServer, db_url: str) -> None:
-    settings = await provisioned(make_settings(nats_server.url, db_url, **SLOW_FETCH, **{"api.stats_interval_s": 0.2}))
+    settings = await provisioned(make_settings(nats_server.url, db_url, **{"api.stats_interval_s": 0.2}))
     tokens = await make_tokens(db_url)
     headers = {"Authorization": f"Bearer {tokens.viewer}"}
     readers = {"all": Reader(), "harbour": Reader(), "plain": Reader()}
@@ -83,9 +82,8 @@ async def test_counts_add_up_detections_filtered_and_fresh(nats_server: NatsServ
     assert last["pending"] == 0
 
 
-@pytest.mark.usefixtures("tolerant_fetch")
 async def test_many_clients_one_never_reading(nats_server: NatsServer, db_url: str) -> None:
-    overrides = {"api.stats_interval_s": 0.25, "api.stream_client_queue": 16, **SLOW_FETCH}
+    overrides = {"api.stats_interval_s": 0.25, "api.stream_client_queue": 16}
     settings = await provisioned(make_settings(nats_server.url, db_url, **overrides))
     tokens = await make_tokens(db_url)
     auth = {"Authorization": f"Bearer {tokens.viewer}"}

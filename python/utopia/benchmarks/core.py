@@ -37,7 +37,7 @@ class _Engine(Protocol):
 
 
 def make_batches(
-    events: int, content_type: str, seed: int = 7, *, first_id: int = 1, duplicate_rate: float = DUPLICATE_RATE
+    events: int, content_type: str, seed: int = 7, *, first_id: int = 1
 ) -> list[tuple[list[bytes], list[str], list[Any]]]:
     """Payload batches with re-sent detection ids (within and across messages)."""
     rng = random.Random(seed)
@@ -51,7 +51,7 @@ def make_batches(
         # A live stream at 10,000 events/s: detections a few seconds old when they arrive.
         now_ms = BASE_MS + message * EVENTS_PER_MESSAGE // 10
         for _ in range(EVENTS_PER_MESSAGE):
-            if recent and rng.random() < duplicate_rate:
+            if recent and rng.random() < DUPLICATE_RATE:
                 detection = rng.choice(recent)
             else:
                 detection = next_id
