@@ -72,7 +72,8 @@ class DedupSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class IngestSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    # Durable pull consumer of the DETECTIONS stream shared by the ingest workers.
+    # Base name of the durable pull consumers of the DETECTIONS stream, one per partition
+    # (`ingest-0`, `ingest-1`, ...).
     consumer: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+$")] = "ingest"
     # Messages per fetch (each carries up to a few hundred events from an edge agent).
     fetch_batch: PositiveInt = 200
@@ -91,12 +92,20 @@ class IngestSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     metrics_host: str = "127.0.0.1"
     # 0 disables the /metrics listener.
     metrics_port: Port = 9108
+    # This worker's name in partition leases (`/stats` shows it); default `<hostname>-<pid>`.
+    worker_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
+    # A worker that stops renewing loses its partitions after this long; another takes them over.
+    # Set when `utopia migrate` creates the lease bucket (its TTL).
+    lease_s: Annotated[float, msgspec.Meta(ge=1, le=300)] = 10.0
 
 
 class StreamSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """JetStream streams provisioned by `utopia migrate`."""
 
     replicas: Annotated[int, msgspec.Meta(ge=1, le=5)] = 1
+    # Subjects are split into this many partitions, each owned by one ingest worker at a time.
+    # Fixed once the stream exists: more partitions than workers leaves room to grow.
+    partitions: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 1
     max_age_days: PositiveFloat = 7.0
     # Bytes kept in DETECTIONS before the oldest messages go; -1 is no size limit.
     max_bytes: Annotated[int, msgspec.Meta(ge=-1)] = 50 * 2**30
