@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 import nats.errors
 
-from utopia_edge.contract import DETECTIONS_STREAM
+from utopia.ingest.status import PartitionStatus, partition_status
 from utopia_server.metrics import ApiMetrics
 from utopia_server.models import LiveStats
 
@@ -74,6 +74,7 @@ class LiveHub:
         self._window = dict.fromkeys(_TOTALS, 0)
         self.pending: int | None = None
         self.ack_pending: int | None = None
+        self.partitions: list[PartitionStatus] = []
         self.last_commit_ms: int | None = None
         self.notify_delay_ms: float | None = None
         self.latest = self._snapshot(0.0)
@@ -175,10 +176,14 @@ class LiveHub:
 
     async def _poll_lag(self) -> None:
         try:
-            info = await self.nc.jetstream().consumer_info(DETECTIONS_STREAM, self.consumer, timeout=0.5)
-            self.pending, self.ack_pending = info.num_pending, info.num_ack_pending
+            async with asyncio.timeout(max(self.interval_s / 2, 0.5)):
+                self.partitions = await partition_status(self.nc.jetstream(timeout=0.5), self.consumer)
         except (nats.errors.Error, TimeoutError, OSError):
             self.pending = self.ack_pending = None
+            self.partitions = []
+            return
+        self.pending = sum(p.pending for p in self.partitions) if self.partitions else None
+        self.ack_pending = sum(p.ack_pending for p in self.partitions) if self.partitions else None
 
     def _snapshot(self, elapsed: float) -> LiveStats:
         span = max(elapsed, 1e-9)
@@ -194,6 +199,7 @@ class LiveHub:
             unmatched_per_s=self._window["unmatched"] / span,
             pending=self.pending,
             ack_pending=self.ack_pending,
+            partitions=self.partitions,
             last_commit_at=None if last is None else datetime.fromtimestamp(last / 1000, UTC),
             since_last_commit_s=None if last is None else max(now - last / 1000, 0.0),
             notify_delay_ms=self.notify_delay_ms,

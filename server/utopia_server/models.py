@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from utopia.ingest.status import PartitionStatus
 from utopia.storage.models import IngestStats
 
 __all__ = ["Check", "Health", "LiveStats", "Stats", "TokenCreated", "TokenRequest"]
@@ -32,6 +33,8 @@ class LiveStats(msgspec.Struct, frozen=True, kw_only=True):
     # Lag: messages in the DETECTIONS stream not yet delivered to / acknowledged by ingest (None: unknown).
     pending: int | None
     ack_pending: int | None
+    # Per partition of the stream: its consumer's lag and the ingest worker that owns it.
+    partitions: list[PartitionStatus]
     # Freshness: the last commit notified, how long ago, and how long the notification took to arrive.
     last_commit_at: datetime | None
     since_last_commit_s: float | None

@@ -17,9 +17,9 @@ import nats
 
 from utopia import config
 from utopia.copy_format import Row
+from utopia.ingest.status import partition_status
 from utopia.ingest.worker import Worker
 from utopia.reference import ReferenceCore
-from utopia_edge.contract import DETECTIONS_STREAM
 
 Message = tuple[str, bytes, dict[str, str]]
 
@@ -68,17 +68,18 @@ async def publish(url: str, messages: Sequence[Message], *, in_flight: int = 64)
 
 
 async def wait_until_consumed(url: str, consumer: str = "ingest", *, within_s: float = 60.0) -> None:
-    """Until the consumer has nothing pending and nothing awaiting acknowledgement."""
+    """Until every partition consumer has nothing pending and nothing awaiting acknowledgement."""
     nc = await nats.connect(url)
     try:
         js = nc.jetstream()
         deadline = time.monotonic() + within_s
         while True:
-            info = await js.consumer_info(DETECTIONS_STREAM, consumer)
-            if info.num_pending == 0 and info.num_ack_pending == 0:
+            statuses = await partition_status(js, consumer)
+            assert statuses, f"no consumers {consumer}-<partition> on the stream"
+            if all(s.pending == 0 and s.ack_pending == 0 for s in statuses):
                 return
             if time.monotonic() > deadline:
-                raise TimeoutError(f"consumer still has {info.num_pending} pending, {info.num_ack_pending} unacked")
+                raise TimeoutError(f"consumers not done: {statuses}")
             await asyncio.sleep(0.2)
     finally:
         await nc.close()

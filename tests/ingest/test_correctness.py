@@ -54,7 +54,7 @@ async def test_stores_exactly_the_unique_valid_events_and_dead_letters_the_rest(
     }
     conn = await asyncpg.connect(db_url)
     try:
-        progress = await conn.fetchrow("SELECT * FROM utopia.consumer_progress WHERE consumer = 'ingest'")
+        progress = await conn.fetchrow("SELECT * FROM utopia.consumer_progress WHERE consumer = 'ingest-0'")
     finally:
         await conn.close()
     assert progress["stream_seq"] == len(messages)

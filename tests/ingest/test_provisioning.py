@@ -44,7 +44,7 @@ async def check_objects(url: str) -> None:
         assert stream.config.duplicate_window >= 120
         assert stream.config.max_age == pytest.approx(7 * 86400)
         assert (await js.stream_info(DLQ_STREAM)).config.subjects == ["utopia.dlq.detections"]
-        consumer = await js.consumer_info(DETECTIONS_STREAM, "ingest")
+        consumer = await js.consumer_info(DETECTIONS_STREAM, "ingest-0")
         assert consumer.config.max_deliver == -1
     finally:
         await nc.close()

@@ -28,7 +28,7 @@ async def test_migrate_twice_is_idempotent(empty_db_url: str) -> None:
     try:
         first = await migrations.run(conn, StorageSettings())
         assert first.flavour == "plain"  # no timescaledb on this server
-        assert first.applied == ["001_base.sql", "002_detections.sql", "003_api_tokens.sql"]
+        assert first.applied == ["001_base.sql", "002_detections.sql", "003_api_tokens.sql", "004_partition_owners.sql"]
         assert any("created partition" in line for line in first.policies)
         tables = await _tables(conn)
         assert {
@@ -41,7 +41,7 @@ async def test_migrate_twice_is_idempotent(empty_db_url: str) -> None:
         } <= tables
         second = await migrations.run(conn, StorageSettings())
         assert second.applied == []
-        assert second.already_applied == 3
+        assert second.already_applied == 4
         assert await _tables(conn) == tables
         assert await migrations.current_flavour(conn) == "plain"
     finally:
@@ -106,10 +106,10 @@ async def test_flavour_cannot_change_in_place(db_url: str) -> None:
 def test_cli_migrate_twice(empty_db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["migrate", "--database-url", empty_db_url, "--skip-nats"]) == 0
     out = capsys.readouterr().out
-    assert "applied 3" in out
+    assert "applied 4" in out
     assert "nats" not in out
     assert cli.main(["migrate", "--database-url", empty_db_url, "--skip-nats"]) == 0
-    assert "applied 0, up to date 3" in capsys.readouterr().out
+    assert "applied 0, up to date 4" in capsys.readouterr().out
 
 
 def test_cli_migrate_unreachable_database(capsys: pytest.CaptureFixture[str]) -> None:

@@ -50,9 +50,9 @@ async def ts_conn(ts_empty: Any) -> Any:
 async def test_migrate_twice(ts_empty: Any) -> None:
     first = await migrations.run(ts_empty, StorageSettings())
     assert first.flavour == "timescaledb"
-    assert first.applied == ["001_base.sql", "002_detections.sql", "003_api_tokens.sql"]
+    assert first.applied == ["001_base.sql", "002_detections.sql", "003_api_tokens.sql", "004_partition_owners.sql"]
     second = await migrations.run(ts_empty, StorageSettings(retention_days=40))
-    assert (second.applied, second.already_applied) == ([], 3)
+    assert (second.applied, second.already_applied) == ([], 4)
     hypertables = await ts_empty.fetch(
         "SELECT hypertable_name, compression_enabled FROM timescaledb_information.hypertables "
         "WHERE hypertable_schema = 'utopia'"

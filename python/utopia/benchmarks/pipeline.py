@@ -29,6 +29,7 @@ from utopia.copy_format import Row
 from utopia.embedded.nats import NatsServer
 from utopia.embedded.postgres import PostgresServer
 from utopia.ingest.provisioning import provision
+from utopia.ingest.status import backlog
 from utopia.ingest.worker import Worker
 from utopia.reference import ReferenceCore
 from utopia.storage import migrations
@@ -93,8 +94,8 @@ async def one_run(
     js = nc.jetstream()
     with_seq = (await js.stream_info("DETECTIONS")).state.last_seq
     await nc.close()
-    core: Any = ReferenceAdapter() if reference else Core()
-    worker = Worker(settings, core=core)
+    core_factory: Any = ReferenceAdapter if reference else Core
+    worker = Worker(settings, core_factory=core_factory)
     latencies: list[float] = []
     worker.metrics.publish_to_commit_seconds.observe = latencies.append  # type: ignore[method-assign,assignment]
     stop = asyncio.Event()
@@ -113,8 +114,7 @@ async def one_run(
         if task.done():
             task.result()  # the worker died: show why
             raise RuntimeError("the worker stopped before the stream was consumed")
-        info = await js.consumer_info("DETECTIONS", "ingest")
-        if info.num_pending == 0 and info.num_ack_pending == 0:
+        if await backlog(js, settings.ingest.consumer) == 0:
             break
         await asyncio.sleep(0.05)
     elapsed = time.perf_counter() - started

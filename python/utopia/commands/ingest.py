@@ -16,13 +16,19 @@ from utopia.ingest.worker import IngestError, Worker
 def register(sub: Any) -> None:
     parser: argparse.ArgumentParser = sub.add_parser("ingest", help="run an ingest worker")
     parser.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (setting ingest.metrics_port)")
-    parser.add_argument("--consumer", help="durable consumer name (setting ingest.consumer)")
+    parser.add_argument("--consumer", help="base name of the durable consumers (setting ingest.consumer)")
+    parser.add_argument("--worker-id", help="this worker's name in partition leases (setting ingest.worker_id)")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     settings = config.load(
-        args.config, overrides={"ingest.metrics_port": args.metrics_port, "ingest.consumer": args.consumer}
+        args.config,
+        overrides={
+            "ingest.metrics_port": args.metrics_port,
+            "ingest.consumer": args.consumer,
+            "ingest.worker_id": args.worker_id,
+        },
     )
     logs.setup(settings.log_level)
     try:

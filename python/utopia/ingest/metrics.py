@@ -45,10 +45,19 @@ class IngestMetrics:
         )
         self.database_up = Gauge("utopia_ingest_database_up", "1 while database writes succeed", registry=r)
         self.consumer_pending = Gauge(
-            "utopia_ingest_consumer_pending", "Messages in the stream not yet delivered to this consumer", registry=r
+            "utopia_ingest_consumer_pending",
+            "Messages of a partition this worker owns not yet delivered to its consumer",
+            ["partition"],
+            registry=r,
         )
         self.consumer_ack_pending = Gauge(
-            "utopia_ingest_consumer_ack_pending", "Messages delivered but not yet acknowledged", registry=r
+            "utopia_ingest_consumer_ack_pending",
+            "Messages of a partition this worker owns delivered but not yet acknowledged",
+            ["partition"],
+            registry=r,
+        )
+        self.partitions_owned = Gauge(
+            "utopia_ingest_partitions_owned", "Partitions of the DETECTIONS stream this worker works", registry=r
         )
         self.seen_ids = Gauge("utopia_ingest_seen_ids", "detection_oids in the dedup seen-set", registry=r)
         self.seen_bytes = Gauge("utopia_ingest_seen_bytes", "Memory held by the dedup seen-set", registry=r)

@@ -35,6 +35,18 @@ def partition_of(location_oid: int, partitions: int) -> int:
     return value % partitions
 
 
+def published_subject(stored: str) -> str:
+    """`utopia.detections.<location>` for a stored `utopia.detections.<partition>.<location>`.
+
+    The core, the dead-letter headers and the live feed speak the subjects publishers use; the
+    partition token is the stream's filing detail.
+    """
+    if not stored.startswith(DETECTIONS_SUBJECT_PREFIX):
+        return stored
+    partition, dot, location = stored[len(DETECTIONS_SUBJECT_PREFIX) :].partition(".")
+    return DETECTIONS_SUBJECT_PREFIX + location if dot and partition.isdigit() else stored
+
+
 def partition_filter(partition: int) -> str:
     """The stored subjects of one partition."""
     return f"{DETECTIONS_SUBJECT_PREFIX}{partition}.*"

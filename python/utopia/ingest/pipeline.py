@@ -23,6 +23,7 @@ import nats.errors
 from utopia import Batch, Core
 from utopia.config import Settings
 from utopia.ingest.metrics import IngestMetrics
+from utopia.ingest.partitions import published_subject
 from utopia.storage.models import Flavour, Progress, WriteResult
 from utopia.storage.writer import write_batch
 from utopia_edge.contract import (
@@ -72,7 +73,7 @@ def message_parts(msgs: Sequence[Any]) -> tuple[list[bytes], list[str], list[str
     """What the core needs of each message: payload, subject and content type."""
     return (
         [m.data for m in msgs],
-        [m.subject for m in msgs],
+        [published_subject(m.subject) for m in msgs],
         [(m.headers or {}).get(HEADER_CONTENT_TYPE) for m in msgs],
     )
 
@@ -90,6 +91,7 @@ class Pipeline:
         nc: Any,
         flavour: Flavour,
         consumer: str | None,
+        epoch: int = 0,
         dead_letter: bool = True,
     ) -> None:
         self.settings = settings
@@ -99,6 +101,7 @@ class Pipeline:
         self.nc = nc
         self.flavour = flavour
         self.consumer = consumer
+        self.epoch = epoch
         self.dead_letter = dead_letter
         self.stop = asyncio.Event()
         self._conn: Any = None
@@ -135,10 +138,17 @@ class Pipeline:
         raise Stopping
 
     async def write(self, item: InFlight) -> WriteResult:
-        """Writes the batch, retrying with backoff while the database is away. Raises `Stopping`."""
+        """Writes the batch, retrying with backoff while the database is away.
+
+        Raises `Stopping`, or `Fenced` when another worker has taken the partition over.
+        """
         delay = self.settings.ingest.retry_initial_s
         # A replay (no consumer name) leaves the live consumers' progress and totals alone.
-        progress = None if self.consumer is None else Progress(consumer=self.consumer, stream_seq=item.stream_seq)
+        progress = (
+            None
+            if self.consumer is None
+            else Progress(consumer=self.consumer, stream_seq=item.stream_seq, epoch=self.epoch)
+        )
         while True:
             started = time.monotonic()
             try:

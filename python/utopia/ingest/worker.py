@@ -1,10 +1,12 @@
-"""The ingest worker (`utopia ingest`): a fetcher and a writer joined by a bounded queue.
+"""The ingest worker process (`utopia ingest`): claims its share of the partitions and runs one
+`PartitionRunner` per partition it holds.
 
-The fetcher pulls message batches from the durable consumer and runs them through the core; the
-writer commits them in order and acknowledges only after the commit. The queue's bound is the
-back-pressure: while the database is away the writer retries, the queue fills, and fetching
-stops. Messages held meanwhile are kept alive with in-progress acks, so JetStream does not
-redeliver them to anyone else while they are still being written. Every task is owned here and
+Every few seconds (a third of `ingest.lease_s`) it heartbeats, renews its leases, and balances:
+with W workers alive and P partitions each aims for ceil(P / W). A worker over its share gives
+partitions back gracefully (finishes their batches, then releases the lease); one under it claims
+free partitions. A worker that dies stops renewing; its leases expire and the others take the
+partitions over (see `runner` for why that cannot count twice). Process-wide chores live here
+too: /metrics, partition upkeep, location reloads, consumer lag. Every task is owned here and
 cancelled on shutdown.
 """
 
@@ -13,7 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import os
+import random
+import re
+import socket
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -24,17 +33,22 @@ from prometheus_client import start_http_server
 
 from utopia import Core
 from utopia.config import Settings
+from utopia.ingest.leases import LeaseKeeper
 from utopia.ingest.metrics import IngestMetrics
-from utopia.ingest.pipeline import TRANSIENT_DB_ERRORS, InFlight, Pipeline, Stopping
+from utopia.ingest.partitions import LEASE_BUCKET, consumer_name, subject_transform_destination
+from utopia.ingest.pipeline import TRANSIENT_DB_ERRORS
+from utopia.ingest.runner import PartitionRunner
 from utopia.storage import migrations
 from utopia.storage.locations import NOTIFY_CHANNEL, fetch_locations
 from utopia.storage.maintenance import maintain
-from utopia.storage.models import Flavour
-from utopia.storage.writer import recent_ids
+from utopia.storage.models import Fenced, Flavour
 from utopia_edge.connection import connect_options
 from utopia_edge.contract import DETECTIONS_STREAM
 
 log = logging.getLogger("utopia.ingest")
+
+# The errors of a NATS request that a later try may not meet.
+NATS_ERRORS = (nats.errors.Error, TimeoutError)
 
 
 class IngestError(RuntimeError):
@@ -53,93 +67,114 @@ async def open_database(settings: Settings) -> tuple[Any, Flavour]:
     return conn, flavour
 
 
-async def load_core(conn: Any, settings: Settings, core: Core) -> tuple[int, int]:
-    """Dataset B into the join table and recent ids into the seen-set; returns their counts."""
-    oids, names = await fetch_locations(conn)
-    core.set_locations(oids, names)
-    warmed = 0
-    for ids, seen_at in await recent_ids(conn, settings.dedup.horizon_s):
-        warmed += core.warm(ids, seen_at)
-    return len(oids), warmed
+def default_worker_id() -> str:
+    host = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:40] or "host"
+    return f"{host}-{os.getpid()}"
+
+
+@dataclass
+class _Running:
+    runner: PartitionRunner
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+    # When the lease was last renewed: past the lease time the partition may be someone else's.
+    renewed_at: float = field(default_factory=time.monotonic)
 
 
 class Worker:
-    def __init__(self, settings: Settings, metrics: IngestMetrics | None = None, core: Core | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: IngestMetrics | None = None,
+        core_factory: Callable[[], Core] | None = None,
+    ) -> None:
         self.settings = settings
         self.metrics = metrics or IngestMetrics()
-        # A core may be handed in (the benchmark swaps in the pure-Python reference).
-        self.core = core or Core(horizon_ms=int(settings.dedup.horizon_s * 1000))
-        self.queue: asyncio.Queue[InFlight | None] = asyncio.Queue(maxsize=settings.ingest.max_in_flight)
-        self.in_flight: list[InFlight] = []
-        self.stopping = asyncio.Event()
+        self.worker_id = settings.ingest.worker_id or default_worker_id()
+        # A core per partition; the benchmark swaps in the pure-Python reference.
+        horizon_ms = int(settings.dedup.horizon_s * 1000)
+        self.core_factory = core_factory or (lambda: Core(horizon_ms=horizon_ms))
+        self.running: dict[int, _Running] = {}
         self.reload_locations = asyncio.Event()
-        # Set once consuming: before that there is nothing to finish, so a stop may just cancel.
+        # Set once the worker takes part in the partition balance; before that a stop may just cancel.
         self.consuming = asyncio.Event()
+        self._changed = asyncio.Event()
+
+    @property
+    def partitions(self) -> list[int]:
+        """The partitions this worker is working now."""
+        return sorted(self.running)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Runs until `stop` is set, then finishes what it fetched and returns."""
+        """Runs until `stop` is set, then finishes what its partitions fetched and returns."""
         conn, flavour = await open_database(self.settings)
-        try:
-            locations, warmed = await load_core(conn, self.settings, self.core)
-        finally:
-            await conn.close()
-        log.info("core ready", extra={"flavour": flavour, "locations": locations, "warmed_ids": warmed})
+        await conn.close()
         # Waits (and retries) until NATS is reachable, as a service should.
         log.info("connecting to NATS", extra={"url": self.settings.nats.url})
-        nc = await nats.connect(**connect_options(self.settings.nats, name="utopia-ingest"))
-        js = nc.jetstream()
-        consumer = self.settings.ingest.consumer
+        nc = await nats.connect(**connect_options(self.settings.nats, name=f"utopia-ingest-{self.worker_id}"))
         try:
-            psub = await js.pull_subscribe_bind(durable=consumer, stream=DETECTIONS_STREAM)
-        except nats.js.errors.NotFoundError as exc:
+            js = nc.jetstream()
+            kv = await self._check_provisioned(js)
+        except BaseException:
             await nc.close()
-            raise IngestError(
-                f"consumer {consumer} on stream {DETECTIONS_STREAM} not found: run `utopia migrate`"
-            ) from exc
-        pipeline = Pipeline(self.settings, self.core, self.metrics, js=js, nc=nc, flavour=flavour, consumer=consumer)
+            raise
+        keeper = LeaseKeeper(kv, self.worker_id)
         server = self._serve_metrics()
-        tasks = [
-            asyncio.create_task(self._fetch(psub, pipeline), name="fetch"),
-            asyncio.create_task(self._write(pipeline), name="write"),
-        ]
         helpers = [
-            asyncio.create_task(self._heartbeat(), name="heartbeat"),
             asyncio.create_task(self._upkeep(flavour), name="upkeep"),
-            asyncio.create_task(self._watch_lag(js, consumer), name="lag"),
+            asyncio.create_task(self._watch_lag(js), name="lag"),
             asyncio.create_task(self._listen_for_locations(), name="locations"),
         ]
-        log.info("ingesting", extra={"consumer": consumer, "stream": DETECTIONS_STREAM})
+        balance = asyncio.create_task(self._balance(keeper, js, nc, flavour), name="balance")
+        log.info(
+            "ingesting",
+            extra={"worker": self.worker_id, "partitions": self.settings.streams.partitions},
+        )
         self.consuming.set()
         try:
             stopped = asyncio.create_task(stop.wait())
-            done, _ = await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([stopped, balance], return_when=asyncio.FIRST_COMPLETED)
             stopped.cancel()
-            for task in tasks:
-                if task in done and task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
-            log.info("stopping: finishing batches in flight")
-            self.stopping.set()
-            # The writer gets a bounded grace period; what it cannot finish is handed back.
-            try:
-                async with asyncio.timeout(self.settings.ingest.ack_wait_s):
-                    await asyncio.gather(*tasks)
-            except TimeoutError:
-                pipeline.stop.set()
-                await asyncio.gather(*tasks, return_exceptions=True)
+            if balance.done():
+                balance.result()  # the balance loop only ends by raising: show why
         finally:
-            await self._shut_down([*tasks, *helpers], pipeline, nc, server)
+            log.info("stopping: finishing batches in flight")
+            balance.cancel()
+            await asyncio.gather(balance, return_exceptions=True)
+            await self._stop_all()
+            with contextlib.suppress(*NATS_ERRORS):
+                async with asyncio.timeout(5):
+                    await keeper.leave()
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            await self._close(nc, server)
 
-    async def _shut_down(self, tasks: list[asyncio.Task[None]], pipeline: Pipeline, nc: Any, server: Any) -> None:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await self._hand_back()
-        await pipeline.close()
+    async def _check_provisioned(self, js: Any) -> Any:
+        """The lease bucket, once the stream is known to match the settings; else what to run."""
+        try:
+            info = await js.stream_info(DETECTIONS_STREAM)
+            kv = await js.key_value(LEASE_BUCKET)
+        except (nats.js.errors.NotFoundError, nats.js.errors.BucketNotFoundError) as exc:
+            raise IngestError(
+                f"stream {DETECTIONS_STREAM} or key-value bucket {LEASE_BUCKET} not found: run `utopia migrate`"
+            ) from exc
+        transform = info.config.subject_transform
+        wanted = subject_transform_destination(self.settings.streams.partitions)
+        if transform is None or transform.dest != wanted:
+            raise IngestError(
+                f"stream {DETECTIONS_STREAM} maps subjects to {transform.dest if transform else 'nothing'!r}, but "
+                f"streams.partitions={self.settings.streams.partitions} wants {wanted!r}: set streams.partitions "
+                "to the stream's, or run `utopia migrate` for a new stream"
+            )
+        return kv
+
+    async def _close(self, nc: Any, server: Any) -> None:
         # Acks, naks and live notifications still buffered go out before the connection closes;
         # a server that is gone must not hold the exit up.
-        with contextlib.suppress(nats.errors.Error, TimeoutError):
+        with contextlib.suppress(*NATS_ERRORS):
             await nc.flush(timeout=2)
-        with contextlib.suppress(nats.errors.Error, TimeoutError):
+        with contextlib.suppress(*NATS_ERRORS):
             async with asyncio.timeout(5):
                 await nc.close()
         if server is not None:
@@ -154,59 +189,95 @@ class Worker:
         log.info("metrics", extra={"url": f"http://{ingest.metrics_host}:{ingest.metrics_port}/metrics"})
         return server
 
-    async def _fetch(self, psub: Any, pipeline: Pipeline) -> None:
-        ingest = self.settings.ingest
-        while not self.stopping.is_set():
-            try:
-                msgs = await psub.fetch(batch=ingest.fetch_batch, timeout=ingest.fetch_timeout_s)
-            except (nats.errors.TimeoutError, TimeoutError):
-                # nats-py raises its own timeout, or a bare one when the event loop was busy.
-                continue
-            except (nats.errors.ConnectionClosedError, nats.errors.NoRespondersError, nats.js.errors.APIError) as exc:
-                log.warning("fetch failed; retrying", extra={"error": repr(exc)})
-                await asyncio.sleep(ingest.retry_initial_s)
-                continue
-            if not msgs:  # the client can hand back an empty batch (status messages only)
-                continue
-            item = await pipeline.process(msgs)
-            self.in_flight.append(item)
-            # Blocks while the writer is behind: back-pressure instead of unbounded memory.
-            await self.queue.put(item)
-        await self.queue.put(None)
+    # -- partitions --------------------------------------------------------------------------------
 
-    async def _write(self, pipeline: Pipeline) -> None:
-        while (item := await self.queue.get()) is not None:
-            try:
-                result = await pipeline.write(item)
-                await pipeline.finish(item, result)
-            except Stopping:
-                return
-            for msg in item.msgs:
-                # A lost ack means a redelivery, which dedup turns into duplicates: nothing doubles.
-                with contextlib.suppress(nats.errors.Error):
-                    await msg.ack()
-            self.in_flight.remove(item)
-
-    async def _hand_back(self) -> None:
-        """Batches not committed at shutdown: forget their ids and let JetStream redeliver them."""
-        for item in reversed(self.in_flight):
-            with contextlib.suppress(Exception):
-                self.core.abort(item.batch.token)
-            for msg in item.msgs:
-                with contextlib.suppress(nats.errors.Error):
-                    await msg.nak()
-        self.in_flight.clear()
-
-    async def _heartbeat(self) -> None:
-        interval = max(self.settings.ingest.ack_wait_s / 3, 0.5)
+    async def _balance(self, keeper: LeaseKeeper, js: Any, nc: Any, flavour: Flavour) -> None:
+        interval = self.settings.ingest.lease_s / 3
         while True:
-            await asyncio.sleep(interval)
-            for item in list(self.in_flight):
-                if time.monotonic() - item.fetched_at < interval:
-                    continue
-                for msg in item.msgs:
-                    with contextlib.suppress(nats.errors.Error):
-                        await msg.in_progress()
+            try:
+                await self._balance_once(keeper, js, nc, flavour)
+            except NATS_ERRORS as exc:
+                log.warning("partition leases not renewed; retrying", extra={"error": repr(exc)})
+            self._stop_expired()
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._changed.wait()
+
+    async def _balance_once(self, keeper: LeaseKeeper, js: Any, nc: Any, flavour: Flavour) -> None:
+        await keeper.heartbeat()
+        for partition in await self._reap(keeper):
+            self._forget(partition)
+        for partition, running in list(self.running.items()):
+            if partition not in keeper.held:  # lost earlier; its runner is still finishing
+                continue
+            if await keeper.renew(partition):
+                running.renewed_at = time.monotonic()
+            else:
+                log.warning("partition lease lost; stopping it", extra={"partition": partition})
+                running.stop.set()
+        view = await keeper.view()
+        total = self.settings.streams.partitions
+        share = math.ceil(total / max(len(view.workers | {self.worker_id}), 1))
+        active = [p for p, r in self.running.items() if not r.stop.is_set()]
+        for partition in sorted(active, reverse=True)[: max(len(active) - share, 0)]:
+            log.info("giving a partition back to balance the workers", extra={"partition": partition})
+            self.running[partition].stop.set()
+        free = [p for p in range(total) if p not in view.taken and p not in self.running]
+        random.shuffle(free)  # workers starting together try different partitions first
+        for partition in free[: max(share - len(active), 0)]:
+            if await keeper.claim(partition):
+                self._start(partition, js, nc, flavour)
+
+    async def _reap(self, keeper: LeaseKeeper) -> list[int]:
+        """Partitions whose runner has finished: their leases go back, the reason is logged."""
+        finished = [p for p, r in self.running.items() if r.task.done()]
+        for partition in finished:
+            task = self.running[partition].task
+            exc = None if task.cancelled() else task.exception()
+            if isinstance(exc, Fenced):
+                log.warning("partition taken over by another worker", extra={"partition": partition})
+            elif exc is not None:
+                log.error("partition stopped by an error", extra={"partition": partition, "error": repr(exc)})
+            await keeper.release(partition)
+        return finished
+
+    def _start(self, partition: int, js: Any, nc: Any, flavour: Flavour) -> None:
+        runner = PartitionRunner(
+            self.settings, partition, self.core_factory(), self.metrics, js=js, nc=nc, flavour=flavour,
+            worker_id=self.worker_id,
+        )  # fmt: skip
+        stop = asyncio.Event()
+        task = asyncio.create_task(runner.run(stop), name=f"partition-{partition}")
+        task.add_done_callback(lambda _task: self._changed.set())
+        self.running[partition] = _Running(runner=runner, stop=stop, task=task)
+        self.metrics.partitions_owned.set(len(self.running))
+        log.info("partition taken", extra={"partition": partition, "consumer": runner.consumer})
+
+    def _forget(self, partition: int) -> None:
+        del self.running[partition]
+        self.metrics.partitions_owned.set(len(self.running))
+        for gauge in (self.metrics.consumer_pending, self.metrics.consumer_ack_pending):
+            with contextlib.suppress(KeyError):
+                gauge.remove(str(partition))
+
+    def _stop_expired(self) -> None:
+        """Past the lease time without a renewal the partition may already be someone else's."""
+        lease = self.settings.ingest.lease_s
+        for partition, running in self.running.items():
+            if time.monotonic() - running.renewed_at > lease and not running.stop.is_set():
+                log.warning("partition lease expired (NATS unreachable?); stopping it", extra={"partition": partition})
+                running.stop.set()
+
+    async def _stop_all(self) -> None:
+        for running in self.running.values():
+            running.stop.set()
+        await asyncio.gather(*(r.task for r in self.running.values()), return_exceptions=True)
+
+    # -- process-wide chores ------------------------------------------------------------------------
+
+    def _cores(self) -> list[Core]:
+        return [r.runner.core for r in self.running.values()]
 
     async def _upkeep(self, flavour: Flavour) -> None:
         """Partitions ahead, rollup folding and a location reload, every maintenance interval."""
@@ -222,7 +293,8 @@ class Worker:
             self.reload_locations.clear()
             try:
                 oids, names = await fetch_locations(conn)
-                self.core.set_locations(oids, names)
+                for core in self._cores():
+                    core.set_locations(oids, names)
                 self.metrics.locations.set(len(oids))
                 if only_reload:
                     log.info("locations reloaded", extra={"locations": len(oids)})
@@ -257,13 +329,16 @@ class Worker:
             # A notification may have been missed while disconnected.
             self.reload_locations.set()
 
-    async def _watch_lag(self, js: Any, consumer: str) -> None:
+    async def _watch_lag(self, js: Any) -> None:
         while True:
-            with contextlib.suppress(nats.errors.Error, TimeoutError):
-                info = await js.consumer_info(DETECTIONS_STREAM, consumer)
-                self.metrics.consumer_pending.set(info.num_pending or 0)
-                self.metrics.consumer_ack_pending.set(info.num_ack_pending or 0)
-            seen_ids, seen_bytes, *_ = self.core.stats()
-            self.metrics.seen_ids.set(seen_ids)
-            self.metrics.seen_bytes.set(seen_bytes)
+            for partition in list(self.running):
+                with contextlib.suppress(*NATS_ERRORS):
+                    name = consumer_name(self.settings.ingest.consumer, partition)
+                    info = await js.consumer_info(DETECTIONS_STREAM, name)
+                    if partition in self.running:
+                        self.metrics.consumer_pending.labels(str(partition)).set(info.num_pending or 0)
+                        self.metrics.consumer_ack_pending.labels(str(partition)).set(info.num_ack_pending or 0)
+            stats = [core.stats() for core in self._cores()]
+            self.metrics.seen_ids.set(sum(s[0] for s in stats))
+            self.metrics.seen_bytes.set(sum(s[1] for s in stats))
             await asyncio.sleep(2.0)

@@ -31,6 +31,12 @@ class Progress(msgspec.Struct, frozen=True, kw_only=True):
 
     consumer: str
     stream_seq: int
+    # The epoch of the claim this batch was processed under (`claim_consumer`).
+    epoch: int = 0
+
+
+class Fenced(Exception):
+    """The consumer was claimed by another worker (a newer epoch): this batch must not commit."""
 
 
 class WriteResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -107,6 +113,9 @@ class ConsumerStats(msgspec.Struct, frozen=True, kw_only=True):
     rejected: int
     unmatched: int
     updated_at: datetime
+    # The ingest worker that last claimed this consumer, and how many claims it has seen.
+    owner: str | None = None
+    owner_epoch: int = 0
 
 
 class IngestStats(msgspec.Struct, frozen=True, kw_only=True):

@@ -249,7 +249,8 @@ async def locations(conn: Conn, start: datetime, end: datetime) -> list[Location
 
 
 _STATS_SQL = """
-SELECT consumer, stream_seq, batches, received, stored, duplicates, rejected, unmatched, updated_at
+SELECT consumer, stream_seq, batches, received, stored, duplicates, rejected, unmatched, updated_at,
+       owner, owner_epoch
 FROM utopia.consumer_progress ORDER BY consumer"""
 
 _LAST_MINUTE_SQL = f"SELECT coalesce(sum(n), 0)::int8 FROM ({_union(())}) s"

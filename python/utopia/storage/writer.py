@@ -13,15 +13,16 @@ Always call it outside a transaction: it owns its own. If it raises, nothing was
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import asyncpg
 
 from utopia import COPY_COLUMNS
-from utopia.storage.models import Flavour, Progress, WriteResult
+from utopia.storage.models import Fenced, Flavour, Progress, WriteResult
 
-__all__ = ["BatchLike", "ingested_ids", "recent_ids", "write_batch"]
+__all__ = ["BatchLike", "claim_consumer", "ingested_ids", "recent_ids", "write_batch"]
 
 Conn = Any  # asyncpg.Connection
 Counts = tuple[list[int], list[int], list[int], list[str], list[int]]
@@ -53,8 +54,8 @@ VALUES (${0}::int8[], ${1}::int8[], ${2}::int8[], ${3}::text[], ${4}::int8[])
 
 _PROGRESS_SQL = """
 INSERT INTO utopia.consumer_progress AS p
-    (consumer, stream_seq, batches, received, stored, duplicates, rejected, unmatched, updated_at)
-VALUES ($1, $2, 1, $3, $4, $5, $6, $7, now())
+    (consumer, stream_seq, batches, received, stored, duplicates, rejected, unmatched, owner_epoch, updated_at)
+VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, now())
 ON CONFLICT (consumer) DO UPDATE SET
     stream_seq = GREATEST(p.stream_seq, EXCLUDED.stream_seq),
     batches = p.batches + 1,
@@ -64,13 +65,23 @@ ON CONFLICT (consumer) DO UPDATE SET
     rejected = p.rejected + EXCLUDED.rejected,
     unmatched = p.unmatched + EXCLUDED.unmatched,
     updated_at = now()
+WHERE p.owner_epoch = EXCLUDED.owner_epoch
+RETURNING true
 """
 
 _PENDING_SQL = _PENDING_INSERT.format(1, 2, 3, 4, 5)
 # Progress and pending rollup increments in one round trip (plain flavour).
 _PROGRESS_AND_PENDING_SQL = (
-    f"WITH pending AS ({_PENDING_INSERT.format(8, 9, 10, 11, 12).strip()})\n{_PROGRESS_SQL.strip()}"
+    f"WITH pending AS ({_PENDING_INSERT.format(9, 10, 11, 12, 13).strip()})\n{_PROGRESS_SQL.strip()}"
 )
+
+# Waits for a commit in flight on the same consumer (row lock), so whatever the previous owner
+# committed is visible to the new owner's warm-up that follows.
+_CLAIM_SQL = """
+INSERT INTO utopia.consumer_progress AS p (consumer, owner, owner_epoch) VALUES ($1, $2, 1)
+ON CONFLICT (consumer) DO UPDATE SET owner = EXCLUDED.owner, owner_epoch = p.owner_epoch + 1
+RETURNING owner_epoch
+"""
 
 _COLUMN_LIST = ", ".join(COPY_COLUMNS)
 _FALLBACK_INSERT_SQL = f"""
@@ -89,7 +100,8 @@ ORDER BY 1, 2, 3, 4
 
 _RECENT_IDS_SQL = """
 SELECT coalesce(array_agg(detection_oid), '{}'),
-       coalesce(array_agg((extract(epoch FROM ingested_at) * 1000)::int8), '{}')
+       coalesce(array_agg((extract(epoch FROM ingested_at) * 1000)::int8), '{}'),
+       coalesce(array_agg(geographical_location_oid), '{}')
 FROM utopia.detections
 WHERE ingested_at >= $1 AND ingested_at < $2
 """
@@ -160,24 +172,43 @@ async def _finish(
     )
     if progress is None:
         await conn.execute(_PENDING_SQL, *counts)
-    elif pending:
-        await conn.execute(_PROGRESS_AND_PENDING_SQL, *args, *counts)
+        return
+    if pending:
+        recorded = await conn.fetchval(_PROGRESS_AND_PENDING_SQL, *args, progress.epoch, *counts)
     else:
-        await conn.execute(_PROGRESS_SQL, *args)
+        recorded = await conn.fetchval(_PROGRESS_SQL, *args, progress.epoch)
+    if not recorded:
+        raise Fenced(f"consumer {progress.consumer} was claimed by another worker (epoch {progress.epoch} is stale)")
 
 
-async def recent_ids(conn: Conn, horizon_s: float, *, slice_s: float = 300.0) -> list[tuple[list[int], list[int]]]:
+async def claim_consumer(conn: Conn, consumer: str, owner: str) -> int:
+    """Takes `consumer` over for `owner`; returns the new epoch, which fences out earlier owners."""
+    epoch: int = await conn.fetchval(_CLAIM_SQL, consumer, owner)
+    return epoch
+
+
+async def recent_ids(
+    conn: Conn, horizon_s: float, *, slice_s: float = 300.0, keep_location: Callable[[int], bool] | None = None
+) -> list[tuple[list[int], list[int]]]:
     """Dedup warm-up: (ids, ingested_at epoch ms) of the rows ingested within the last `horizon_s`.
 
     Returned in time slices, oldest first, so a caller can feed `Core.warm` piecewise; columnar
-    arrays keep it fast for millions of ids.
+    arrays keep it fast for millions of ids. `keep_location` narrows it to some locations (a
+    partition's).
     """
     now: datetime = await conn.fetchval("SELECT now()")
-    return await ingested_ids(conn, now - timedelta(seconds=horizon_s), None, slice_s=slice_s)
+    return await ingested_ids(
+        conn, now - timedelta(seconds=horizon_s), None, slice_s=slice_s, keep_location=keep_location
+    )
 
 
 async def ingested_ids(
-    conn: Conn, start: datetime, end: datetime | None, *, slice_s: float = 300.0
+    conn: Conn,
+    start: datetime,
+    end: datetime | None,
+    *,
+    slice_s: float = 300.0,
+    keep_location: Callable[[int], bool] | None = None,
 ) -> list[tuple[list[int], list[int]]]:
     """(ids, ingested_at epoch ms) of the rows ingested in [start, end) (`end` None: up to now)."""
     now: datetime = await conn.fetchval("SELECT now()")
@@ -187,9 +218,20 @@ async def ingested_ids(
         upper = start + timedelta(seconds=slice_s)
         last = upper >= stop
         bound = (end if end is not None else datetime.max.replace(tzinfo=UTC)) if last else upper
-        ids, seen = await conn.fetchrow(_RECENT_IDS_SQL, start, bound)
+        ids, seen, locations = await conn.fetchrow(_RECENT_IDS_SQL, start, bound)
+        if keep_location is not None:
+            ids, seen = _only_locations(ids, seen, locations, keep_location)
         if ids:
             slices.append((list(ids), list(seen)))
         if last:
             return slices
         start = upper
+
+
+def _only_locations(
+    ids: list[int], seen: list[int], locations: list[int], keep: Callable[[int], bool]
+) -> tuple[list[int], list[int]]:
+    # Few locations, many rows: decide once per location.
+    verdicts = {location: keep(location) for location in set(locations)}
+    picked = [i for i, location in enumerate(locations) if verdicts[location]]
+    return [ids[i] for i in picked], [seen[i] for i in picked]
