@@ -9,11 +9,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
+import msgpack
 import nats
+import nats.errors
 
 from utopia import config
 from utopia.copy_format import Row
@@ -49,15 +52,20 @@ def settings_env(settings: config.Settings) -> dict[str, str]:
             "UTOPIA_INGEST_FETCH_TIMEOUT_S": str(settings.ingest.fetch_timeout_s),
             "UTOPIA_INGEST_METRICS_PORT": "0",
             "UTOPIA_INGEST_RETRY_MAX_S": str(settings.ingest.retry_max_s),
+            "UTOPIA_INGEST_LEASE_S": str(settings.ingest.lease_s),
+            "UTOPIA_STREAMS_PARTITIONS": str(settings.streams.partitions),
+            "UTOPIA_STREAMS_REPLICAS": str(settings.streams.replicas),
             "UTOPIA_LOG_LEVEL": "info",
         }
     )
+    if settings.ingest.worker_id:
+        env["UTOPIA_INGEST_WORKER_ID"] = settings.ingest.worker_id
     return env
 
 
 async def publish(url: str, messages: Sequence[Message], *, in_flight: int = 64) -> None:
     """Publishes to JetStream, waiting for every acknowledgement."""
-    nc = await nats.connect(url)
+    nc = await nats.connect(servers=url.split(","))
     try:
         js = nc.jetstream()
         for start in range(0, len(messages), in_flight):
@@ -69,7 +77,7 @@ async def publish(url: str, messages: Sequence[Message], *, in_flight: int = 64)
 
 async def wait_until_consumed(url: str, consumer: str = "ingest", *, within_s: float = 60.0) -> None:
     """Until every partition consumer has nothing pending and nothing awaiting acknowledgement."""
-    nc = await nats.connect(url)
+    nc = await nats.connect(servers=url.split(","))
     try:
         js = nc.jetstream()
         deadline = time.monotonic() + within_s
@@ -81,6 +89,52 @@ async def wait_until_consumed(url: str, consumer: str = "ingest", *, within_s: f
             if time.monotonic() > deadline:
                 raise TimeoutError(f"consumers not done: {statuses}")
             await asyncio.sleep(0.2)
+    finally:
+        await nc.close()
+
+
+def copies_by_id(messages: Sequence[Message], locations: dict[int, str]) -> dict[int, set[Row]]:
+    """Every valid copy of every detection; a stored row must be one of them."""
+    copies: dict[int, set[Row]] = defaultdict(set)
+    for _, payload, _ in messages:
+        for e in msgpack.unpackb(payload):
+            loc = e["geographical_location_oid"]
+            copies[e["detection_oid"]].add(
+                Row(
+                    loc,
+                    e["video_camera_oid"],
+                    e["detection_oid"],
+                    e["item_name"],
+                    e["timestamp_detected"],
+                    locations.get(loc),
+                )
+            )
+    return copies
+
+
+def assert_exactly_once(rows: list[Row], copies: dict[int, set[Row]]) -> None:
+    ids = [r.detection_oid for r in rows]
+    assert len(ids) == len(set(ids)), "a detection was stored twice"
+    assert set(ids) == set(copies), f"{len(set(copies) - set(ids))} detections lost"
+    wrong = [r for r in rows if r not in copies[r.detection_oid]]
+    assert wrong == [], f"rows that match no published copy: {wrong[:3]}"
+
+
+async def publish_paced(url: str, messages: list[Message], seconds: float) -> None:
+    """Publishes over `seconds`, riding out server restarts: each message has its own
+    Nats-Msg-Id, so a retry after a lost acknowledgement is dropped by the duplicate window."""
+    nc = await nats.connect(servers=url.split(","), max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    js = nc.jetstream()
+    pause = seconds / len(messages)
+    try:
+        for index, (subject, payload, headers) in enumerate(messages):
+            while True:
+                try:
+                    await js.publish(subject, payload, headers={**headers, "Nats-Msg-Id": f"test-{index}"}, timeout=2)
+                    break
+                except (nats.errors.Error, TimeoutError):
+                    await asyncio.sleep(0.2)
+            await asyncio.sleep(pause)
     finally:
         await nc.close()
 

@@ -7,68 +7,26 @@ import asyncio
 import random
 import signal
 import time
-from collections import defaultdict
 from pathlib import Path
 
-import msgpack
-import nats
-import nats.errors
 import pytest
 
 from tests.ingest.conftest import LOCATIONS, provisioned
-from tests.ingest.harness import IngestProcess, Message, make_settings, stored_rows, wait_until_consumed, worker_task
+from tests.ingest.harness import (
+    IngestProcess,
+    assert_exactly_once,
+    copies_by_id,
+    make_settings,
+    publish_paced,
+    stored_rows,
+    wait_until_consumed,
+    worker_task,
+)
 from tests.ingest.traffic import clean_stream
 from tests.support.nats_server import NatsServer, free_port
 from tests.support.postgres import PostgresServer
-from utopia.copy_format import Row
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
-
-
-def copies_by_id(messages: list[Message]) -> dict[int, set[Row]]:
-    """Every valid copy of every detection; a stored row must be one of them."""
-    copies: dict[int, set[Row]] = defaultdict(set)
-    for _, payload, _ in messages:
-        for e in msgpack.unpackb(payload):
-            loc = e["geographical_location_oid"]
-            copies[e["detection_oid"]].add(
-                Row(
-                    loc,
-                    e["video_camera_oid"],
-                    e["detection_oid"],
-                    e["item_name"],
-                    e["timestamp_detected"],
-                    LOCATIONS.get(loc),
-                )
-            )
-    return copies
-
-
-def assert_exactly_once(rows: list[Row], copies: dict[int, set[Row]]) -> None:
-    ids = [r.detection_oid for r in rows]
-    assert len(ids) == len(set(ids)), "a detection was stored twice"
-    assert set(ids) == set(copies), f"{len(set(copies) - set(ids))} detections lost"
-    wrong = [r for r in rows if r not in copies[r.detection_oid]]
-    assert wrong == [], f"rows that match no published copy: {wrong[:3]}"
-
-
-async def publish_paced(url: str, messages: list[Message], seconds: float) -> None:
-    """Publishes over `seconds`, riding out server restarts: each message has its own
-    Nats-Msg-Id, so a retry after a lost acknowledgement is dropped by the duplicate window."""
-    nc = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
-    js = nc.jetstream()
-    pause = seconds / len(messages)
-    try:
-        for index, (subject, payload, headers) in enumerate(messages):
-            while True:
-                try:
-                    await js.publish(subject, payload, headers={**headers, "Nats-Msg-Id": f"test-{index}"}, timeout=2)
-                    break
-                except (nats.errors.Error, TimeoutError):
-                    await asyncio.sleep(0.2)
-            await asyncio.sleep(pause)
-    finally:
-        await nc.close()
 
 
 async def test_kill_9_of_ingest_at_random_moments_loses_and_doubles_nothing(
@@ -76,7 +34,7 @@ async def test_kill_9_of_ingest_at_random_moments_loses_and_doubles_nothing(
 ) -> None:
     settings = await provisioned(make_settings(nats_server.url, db_url))
     messages = clean_stream(400, 500, seed=11)  # 200,000 events, 5 % re-sent
-    copies = copies_by_id(messages)
+    copies = copies_by_id(messages, LOCATIONS)
     publisher = asyncio.create_task(publish_paced(nats_server.url, messages, seconds=20))
     rng = random.Random(7)
     worker = IngestProcess(settings, str(tmp_path / "ingest.log"))
@@ -101,7 +59,7 @@ async def test_postgres_down_for_10s_mid_stream(
 ) -> None:
     settings = await provisioned(make_settings(nats_server.url, db_url))
     messages = clean_stream(120, 500, seed=12)
-    copies = copies_by_id(messages)
+    copies = copies_by_id(messages, LOCATIONS)
     async with worker_task(settings) as worker:
         publisher = asyncio.create_task(publish_paced(nats_server.url, messages, seconds=12))
         await asyncio.sleep(3)
@@ -118,7 +76,7 @@ async def test_postgres_down_for_10s_mid_stream(
 async def test_nats_server_restart_mid_stream(nats_server: NatsServer, db_url: str) -> None:
     settings = await provisioned(make_settings(nats_server.url, db_url))
     messages = clean_stream(120, 500, seed=13)
-    copies = copies_by_id(messages)
+    copies = copies_by_id(messages, LOCATIONS)
     async with worker_task(settings):
         publisher = asyncio.create_task(publish_paced(nats_server.url, messages, seconds=10))
         await asyncio.sleep(3)

@@ -30,6 +30,31 @@ def clean_stream(messages: int, per_message: int, *, seed: int = 1, duplicate_ra
     return out
 
 
+def site_stream(
+    messages: int, per_message: int, *, locations: int = 4, seed: int = 1, duplicate_rate: float = 0.05
+) -> list[Message]:
+    """Valid MessagePack traffic as camera sites send it: a re-sent detection comes again from its
+    own location and camera (so on its own subject), with another item name or timestamp at times,
+    so only the seen-set can tell it is a copy."""
+    rng = random.Random(seed)
+    sent: dict[int, list[tuple[int, int]]] = {loc: [] for loc in range(1, locations + 1)}
+    out: list[Message] = []
+    next_id = 1
+    for index in range(messages):
+        location = rng.randint(1, locations)
+        events = []
+        for _ in range(per_message):
+            ts = BASE_MS + index * 1000 + rng.randint(0, 999)
+            if sent[location] and rng.random() < duplicate_rate:
+                detection, camera = rng.choice(sent[location][-2000:])
+            else:
+                detection, camera, next_id = next_id, location * 10 + rng.randint(1, 3), next_id + 1
+                sent[location].append((detection, camera))
+            events.append(event(location, camera, detection, rng.choice(ITEMS), ts))
+        out.append((f"utopia.detections.{location}", encode(events, MSGPACK), {"Content-Type": MSGPACK}))
+    return out
+
+
 def messy_stream(seed: int = 2) -> list[Message]:
     """Every duplicate and defect the contract names, in JSON and MessagePack."""
     rng = random.Random(seed)

@@ -13,6 +13,8 @@ import pytest
 
 from tests.storage.data import Event, make_events, new_core, process
 from utopia.storage import Progress, fold_rollups, recent_ids, write_batch
+from utopia.storage.models import Fenced
+from utopia.storage.writer import claim_consumer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -187,3 +189,52 @@ async def test_recent_ids_for_dedup_warm_up(conn: Any) -> None:
     assert all(now_ms - 60_000 < seen <= now_ms for _, seen_ms in slices for seen in seen_ms)
     await conn.execute("UPDATE utopia.detections SET ingested_at = now() - interval '2 hours'")
     assert await recent_ids(conn, 3600) == []
+
+
+async def test_recent_ids_of_some_locations_only(conn: Any) -> None:
+    events = make_events(random.Random(9), 300, span=timedelta(minutes=2), first_id=1)
+    await write_batch(conn, process(new_core(), events), None, flavour="plain")
+    slices = await recent_ids(conn, 3600, keep_location=lambda location: location % 2 == 0)
+    ids = sorted(i for chunk, _ in slices for i in chunk)
+    want = sorted(e.detection_oid for e in events if e.geographical_location_oid % 2 == 0)
+    assert 0 < len(want) < len(events)
+    assert ids == want
+
+
+async def test_a_claim_fences_out_the_previous_owner(conn: Any) -> None:
+    events = make_events(random.Random(10), 200, span=timedelta(minutes=2), first_id=1)
+    first, second = events[:100], events[100:]
+    old_epoch = await claim_consumer(conn, "ingest-3", "worker-a")
+    await write_batch(conn, process(new_core(), first), Progress(consumer="ingest-3", stream_seq=1, epoch=old_epoch),
+                      flavour="plain")  # fmt: skip
+    new_epoch = await claim_consumer(conn, "ingest-3", "worker-b")
+    assert new_epoch == old_epoch + 1
+    stale = Progress(consumer="ingest-3", stream_seq=2, epoch=old_epoch)
+    with pytest.raises(Fenced):
+        await write_batch(conn, process(new_core(), second), stale, flavour="plain")
+    # Nothing of the fenced batch was kept: not its rows, not its rollups, not its progress.
+    assert await _stored(conn) == sorted((e.detection_oid, e.timestamp_detected) for e in first)
+    assert await _rollup(conn) == Counter(_minute_key(e) for e in first)
+    progress = await _progress(conn, "ingest-3")
+    assert (progress["stream_seq"], progress["owner"], progress["owner_epoch"]) == (1, "worker-b", new_epoch)
+    # The new owner writes under its own epoch.
+    await write_batch(conn, process(new_core(), second), Progress(consumer="ingest-3", stream_seq=2, epoch=new_epoch),
+                      flavour="plain")  # fmt: skip
+    assert len(await _stored(conn)) == len(events)
+
+
+async def test_a_claim_waits_for_the_commit_in_flight(conn: Any, db_url: str) -> None:
+    """The takeover's warm-up must see what the old owner committed: the claim queues behind it."""
+    epoch = await claim_consumer(conn, "ingest-0", "worker-a")
+    other = await asyncpg.connect(db_url)
+    try:
+        tx = conn.transaction()
+        await tx.start()
+        await conn.execute("UPDATE utopia.consumer_progress SET batches = batches + 1 WHERE consumer = 'ingest-0'")
+        claim = asyncio.create_task(claim_consumer(other, "ingest-0", "worker-b"))
+        await asyncio.sleep(0.3)
+        assert not claim.done()
+        await tx.commit()
+        assert await asyncio.wait_for(claim, 5) == epoch + 1
+    finally:
+        await other.close()
