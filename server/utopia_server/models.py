@@ -58,6 +58,8 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     database: Check
     ingest_pending: int | None
     ingest_since_last_commit_s: float | None
+    # Partitions no ingest worker holds right now: a takeover is due (or no worker runs).
+    ingest_partitions_unowned: list[int]
 
 
 # What the api_tokens table accepts: 1..200 characters, none of them control characters (NUL

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -102,6 +103,24 @@ def test_stats(stack: Stack) -> None:
     assert body["stored"]["duplicates"] == stack.data.duplicates
     assert body["stored"]["unmatched"] == sum(1 for r in stack.data.rows if r.location == 4)
     assert body["live"]["pending"] == 0
+
+
+def test_stats_show_each_partition_with_its_lag_and_owner(stack: Stack) -> None:
+    deadline = time.monotonic() + 10
+    while not (body := _get(stack, "/stats"))["live"]["partitions"]:
+        assert time.monotonic() < deadline, "no partitions in /stats"
+        time.sleep(0.2)
+    [partition] = body["live"]["partitions"]  # the stack runs one partition
+    [consumer] = body["stored"]["consumers"]
+    assert partition["partition"] == 0
+    assert partition["consumer"] == consumer["consumer"] == "ingest-0"
+    assert (partition["pending"], partition["ack_pending"]) == (0, 0)
+    assert partition["acked_seq"] == len(stack.data.messages)
+    # The lease in NATS and the claim in the database name the same worker.
+    assert partition["owner"]
+    assert partition["owner"] == consumer["owner"]
+    assert consumer["owner_epoch"] >= 1
+    assert _get(stack, "/health")["ingest_partitions_unowned"] == []
 
 
 @pytest.mark.parametrize(

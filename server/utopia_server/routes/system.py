@@ -41,6 +41,7 @@ async def get_health(pool: Pool, hub: Hub, nc: Nats) -> Response[Health]:
         database=database,
         ingest_pending=hub.pending,
         ingest_since_last_commit_s=None if last is None else max(time.time() - last / 1000, 0.0),
+        ingest_partitions_unowned=[p.partition for p in hub.partitions if p.owner is None],
     )
     return Response(health, status_code=HTTP_200_OK if health.status == "ok" else HTTP_503_SERVICE_UNAVAILABLE)
 
