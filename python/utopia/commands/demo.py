@@ -26,6 +26,7 @@ import nats
 
 from utopia import config, logs
 from utopia.demo.system import DemoSystem
+from utopia.ingest.provisioning import ProvisioningConflict
 from utopia.storage import queries
 from utopia_edge.contract import DLQ_STREAM
 
@@ -46,6 +47,10 @@ def run(args: argparse.Namespace) -> int:
         return asyncio.run(_main(system, args))
     except KeyboardInterrupt:
         return 0
+    except ProvisioningConflict as exc:
+        # A data folder from an older version: its streams predate the current settings.
+        print(f"utopia demo: {exc}\nutopia demo: remove {system.data_dir} to start afresh", file=sys.stderr)
+        return 1
     finally:
         # A second Ctrl-C, or the terminal closing, must not cut the clean-up short and orphan
         # the servers and agents (they run in sessions of their own).
