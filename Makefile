@@ -12,7 +12,7 @@ export PYO3_PYTHON := $(PY)
 
 STAMP := $(VENV)/.installed
 
-.PHONY: help dev build test test-rust test-python lint fmt bench demo clean timescale-bridge
+.PHONY: help dev build test test-rust test-python lint fmt bench demo clean timescale-bridge test-deploy
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ test-python: build timescale-bridge ## pytest (real nats-server and PostgreSQL, 
 	UTOPIA_REQUIRE_TIMESCALE=1 $(VENV)/bin/pytest
 
 test: build test-rust lint test-python ## everything CI runs
+
+test-deploy: $(STAMP) ## the Ansible deployment: lint, rendered configs checked, converge of throwaway Debian 12 roots (as root)
+	bash tests/deploy/run.sh
 
 fmt: ## format Python and Rust
 	$(VENV)/bin/ruff format .
