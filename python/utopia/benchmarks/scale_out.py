@@ -140,6 +140,19 @@ async def publish_backlog(url: str, messages: list[tuple[str, bytes]]) -> None:
     await nc.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU time spent by everything on the machine (all cores), from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def start_worker(url: str, db: str, name: str, log: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("UTOPIA_")}
     env.update(
@@ -185,6 +198,8 @@ async def one_layout(
                     break
                 await asyncio.sleep(0.05)
             started = time.perf_counter()
+            cpu_before = [cpu_seconds(w.pid) for w in workers]
+            busy_before = machine_busy_seconds()
             for name in consumers:
                 await js.resume_consumer(DETECTIONS_STREAM, name)
             while any(s.pending or s.ack_pending for s in await partition_status(js, "ingest")):
@@ -192,6 +207,8 @@ async def one_layout(
                     raise RuntimeError(f"a worker exited; see {root}")
                 await asyncio.sleep(0.05)
             elapsed = time.perf_counter() - started
+            worker_cpu = sum(cpu_seconds(w.pid) for w in workers) - sum(cpu_before)
+            machine_cpu = machine_busy_seconds() - busy_before
             stored = await conn.fetchval("SELECT count(*) FROM utopia.detections")
             received = int(await conn.fetchval("SELECT coalesce(sum(received), 0) FROM utopia.consumer_progress"))
         finally:
@@ -208,6 +225,11 @@ async def one_layout(
         "rate": received / elapsed,
         "rows_rate": stored / elapsed,
         "seconds": elapsed,
+        # Events per CPU-second: of the ingest workers alone, and of the whole machine (workers,
+        # nats-server, PostgreSQL).
+        "worker_events_per_cpu_s": received / worker_cpu,
+        "machine_cpu_cores": machine_cpu / elapsed,
+        "worker_cpu_cores": worker_cpu / elapsed,
     }
 
 
@@ -223,15 +245,19 @@ async def main(args: argparse.Namespace) -> None:
         await migrations.run(conn, config.StorageSettings(flavour="plain"))
         await load_locations(conn, LOCATIONS)
         await conn.close()
-        print(f"{'layout':<24}{'events':>11}{'stored rows':>13}{'events/s':>10}{'rows/s':>10}{'ratio':>8}", flush=True)
+        print(
+            f"{'layout':<24}{'events':>11}{'stored rows':>13}{'events/s':>10}{'rows/s':>10}{'ratio':>7}"
+            f"{'worker cores':>14}{'all cores':>11}{'ev/worker-cpu-s':>17}",
+            flush=True,
+        )
         baseline = None
         for layout in LAYOUTS:
             result = await one_layout(layout, pg, messages, Path(tmp))
             baseline = baseline or result["rate"]
             print(
                 f"{layout.name:<24}{result['received']:>11,}{result['stored']:>13,}{result['rate']:>10,.0f}"
-                f"{result['rows_rate']:>10,.0f}"
-                f"{result['rate'] / baseline:>8.2f}",
+                f"{result['rows_rate']:>10,.0f}{result['rate'] / baseline:>7.2f}{result['worker_cpu_cores']:>14.2f}"
+                f"{result['machine_cpu_cores']:>11.2f}{result['worker_events_per_cpu_s']:>17,.0f}",
                 flush=True,
             )
 
