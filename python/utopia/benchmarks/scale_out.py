@@ -146,6 +146,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time of a process and its live children (the PostgreSQL postmaster and its backends)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        if pid == root or int(fields[1]) == root:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def machine_busy_seconds() -> float:
     """CPU time spent by everything on the machine (all cores), from /proc/stat."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -199,6 +213,10 @@ async def one_layout(
                 await asyncio.sleep(0.05)
             started = time.perf_counter()
             cpu_before = [cpu_seconds(w.pid) for w in workers]
+            postmaster = int((pg.data_dir / "postmaster.pid").read_text().split()[0])
+            servers = [n.pid for n in cluster.servers if n.pid is not None]
+            pg_before = tree_cpu_seconds(postmaster)
+            nats_before = sum(cpu_seconds(pid) for pid in servers)
             busy_before = machine_busy_seconds()
             for name in consumers:
                 await js.resume_consumer(DETECTIONS_STREAM, name)
@@ -209,6 +227,8 @@ async def one_layout(
             elapsed = time.perf_counter() - started
             worker_cpu = sum(cpu_seconds(w.pid) for w in workers) - sum(cpu_before)
             machine_cpu = machine_busy_seconds() - busy_before
+            pg_cpu = tree_cpu_seconds(postmaster) - pg_before
+            nats_cpu = sum(cpu_seconds(pid) for pid in servers) - nats_before
             stored = await conn.fetchval("SELECT count(*) FROM utopia.detections")
             received = int(await conn.fetchval("SELECT coalesce(sum(received), 0) FROM utopia.consumer_progress"))
         finally:
@@ -230,6 +250,10 @@ async def one_layout(
         "worker_events_per_cpu_s": received / worker_cpu,
         "machine_cpu_cores": machine_cpu / elapsed,
         "worker_cpu_cores": worker_cpu / elapsed,
+        "pg_cpu_cores": pg_cpu / elapsed,
+        "nats_cpu_cores": nats_cpu / elapsed,
+        "pg_events_per_cpu_s": received / pg_cpu,
+        "nats_events_per_cpu_s": received / nats_cpu,
     }
 
 
@@ -246,8 +270,9 @@ async def main(args: argparse.Namespace) -> None:
         await load_locations(conn, LOCATIONS)
         await conn.close()
         print(
-            f"{'layout':<24}{'events':>11}{'stored rows':>13}{'events/s':>10}{'rows/s':>10}{'ratio':>7}"
-            f"{'worker cores':>14}{'all cores':>11}{'ev/worker-cpu-s':>17}",
+            f"{'layout':<24}{'events':>11}{'events/s':>10}{'rows/s':>10}{'ratio':>7}"
+            f"{'cores: workers':>15}{'postgres':>9}{'nats':>6}{'all':>6}"
+            f"{'ev per cpu-s: worker':>22}{'postgres':>10}{'nats':>10}",
             flush=True,
         )
         baseline = None
@@ -255,9 +280,11 @@ async def main(args: argparse.Namespace) -> None:
             result = await one_layout(layout, pg, messages, Path(tmp))
             baseline = baseline or result["rate"]
             print(
-                f"{layout.name:<24}{result['received']:>11,}{result['stored']:>13,}{result['rate']:>10,.0f}"
-                f"{result['rows_rate']:>10,.0f}{result['rate'] / baseline:>7.2f}{result['worker_cpu_cores']:>14.2f}"
-                f"{result['machine_cpu_cores']:>11.2f}{result['worker_events_per_cpu_s']:>17,.0f}",
+                f"{layout.name:<24}{result['received']:>11,}{result['rate']:>10,.0f}{result['rows_rate']:>10,.0f}"
+                f"{result['rate'] / baseline:>7.2f}{result['worker_cpu_cores']:>15.2f}{result['pg_cpu_cores']:>9.2f}"
+                f"{result['nats_cpu_cores']:>6.2f}{result['machine_cpu_cores']:>6.2f}"
+                f"{result['worker_events_per_cpu_s']:>22,.0f}{result['pg_events_per_cpu_s']:>10,.0f}"
+                f"{result['nats_events_per_cpu_s']:>10,.0f}",
                 flush=True,
             )
 
