@@ -16,6 +16,35 @@ from utopia_tui.client import ApiClient
 LOCATIONS = {1: "Old Town", 2: "Harbour", 3: "Market Square"}
 ITEMS = {1: {"person": 120, "car": 80, "bicycle": 30, "dog": 5}, 2: {"bus": 40, "car": 20}, 3: {"person": 9}}
 
+# Four partitions: two workers alive, partition 3's owner gone (its lease lapsed, a takeover is due).
+PARTITIONS = [
+    {
+        "partition": 0,
+        "consumer": "ingest-0",
+        "owner": "core-1-4242",
+        "pending": 0,
+        "ack_pending": 16,
+        "acked_seq": 812_345,
+    },
+    {
+        "partition": 1,
+        "consumer": "ingest-1",
+        "owner": "core-2-5151",
+        "pending": 12,
+        "ack_pending": 24,
+        "acked_seq": 809_870,
+    },
+    {
+        "partition": 2,
+        "consumer": "ingest-2",
+        "owner": "core-1-4242",
+        "pending": 0,
+        "ack_pending": 0,
+        "acked_seq": 811_002,
+    },
+    {"partition": 3, "consumer": "ingest-3", "owner": None, "pending": 1_222, "ack_pending": 0, "acked_seq": 798_311},
+]
+
 REJECTS = [
     {"field": "item_name", "code": "missing", "reason": "item_name: missing", "subject": "utopia.detections.1"},
     {"field": "item_name", "code": "missing", "reason": "item_name: missing", "subject": "utopia.detections.2"},
@@ -43,8 +72,9 @@ class FakeApi:
             "duplicates": 39_000,
             "rejected": 1_000,
             "unmatched": 12,
-            "pending": 3,
-            "ack_pending": 40,
+            "pending": sum(p["pending"] for p in PARTITIONS),
+            "ack_pending": sum(p["ack_pending"] for p in PARTITIONS),
+            "partitions": PARTITIONS,
             "last_commit_at": _iso(self.now),
             "since_last_commit_s": 0.2,
             "notify_delay_ms": 4.0,

@@ -12,6 +12,7 @@ from tests.tui.conftest import TuiStack, events_now
 from tests.tui.pilot import make_app, table_rows, until
 from utopia_tui.screens.cameras import CamerasScreen
 from utopia_tui.screens.help import HelpScreen
+from utopia_tui.screens.ingest import NO_OWNER, IngestScreen
 from utopia_tui.screens.location import LocationScreen
 from utopia_tui.screens.overview import OverviewScreen
 from utopia_tui.screens.rejects import RejectsScreen
@@ -69,10 +70,22 @@ async def test_navigation_range_and_live_updates(tui_stack: TuiStack) -> None:
         assert isinstance(app.screen, RejectsScreen)
         assert "rejected" in str(app.screen.query_one("#rejects-summary", Static).render())
 
+        # Ingest: the stack's one worker owns the default single partition, updated by the `stats` events.
+        await pilot.press("i")
+        assert isinstance(app.screen, IngestScreen)
+        await until(pilot, lambda: len(table_rows(app, "#partitions")) == 1, 10, "the partitions")
+        [partition, consumer, owner, *_] = table_rows(app, "#partitions")[0]
+        assert (partition, consumer) == ("0", "ingest-0")
+        assert owner
+        assert owner != NO_OWNER
+        summary = str(app.screen.query_one("#ingest-summary", Static).render())
+        assert "1 partition · 1 worker alive" in summary
+        assert f"{owner}: partition 0" in summary
+
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")
-        assert isinstance(app.screen, RejectsScreen)
+        assert isinstance(app.screen, IngestScreen)
 
         await pilot.press("o")
         assert isinstance(app.screen, OverviewScreen)

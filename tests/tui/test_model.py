@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from utopia_tui.client import ApiClient
-from utopia_tui.model import LiveModel
+from utopia_tui.model import LiveModel, Ownership, Partition
 from utopia_tui.screens.cameras import ago, ordered
+from utopia_tui.screens.ingest import summary
 from utopia_tui.screens.location import series
-from utopia_tui.widgets import bars, human
+from utopia_tui.screens.overview import lag_variants
+from utopia_tui.widgets import bars, counted, human
 
 
 def test_counts_add_to_the_baseline_and_rank_ties_by_name() -> None:
@@ -53,6 +55,55 @@ def test_reject_reasons_are_counted_by_code() -> None:
     assert [(r, e.count) for r, e in model.reasons()] == [("missing_field", 2), ("undecodable", 1)]
 
 
+def _partition(n: int, owner: str | None, pending: int = 0, ack: int = 0) -> dict[str, object]:
+    return {
+        "partition": n,
+        "consumer": f"ingest-{n}",
+        "owner": owner,
+        "pending": pending,
+        "ack_pending": ack,
+        "acked_seq": 7,
+    }
+
+
+def test_ownership_of_the_partitions() -> None:
+    model = LiveModel()
+    assert model.ownership() == Ownership()
+    rows = [_partition(3, None, 1200), _partition(1, "w-b", 3, 4), _partition(0, "w-a", 0, 36), _partition(2, "w-a")]
+    model.apply("stats", {"pending": 1203, "ack_pending": 40, "partitions": [*rows, "junk", {"partition": "x"}]})
+    ownership = model.ownership()
+    assert ownership.partitions[0] == Partition(0, "ingest-0", "w-a", 0, 36, 7)
+    assert [p.partition for p in ownership.partitions] == [0, 1, 2, 3]
+    assert ownership.workers == {"w-a": [0, 2], "w-b": [1]}
+    assert ownership.unowned == [3]
+    assert (ownership.pending, ownership.ack_pending) == (1203, 40)
+    assert summary(ownership).splitlines() == [
+        "[b]4 partitions[/b] · [b]2 workers[/b] alive · lag [b]1,203[/b] pending · [b]40[/b] unacked",
+        "[b $warning]takeover pending: partition 3 has no owner[/]",
+        "w-a: partitions 0, 2 · w-b: partition 1",
+    ]
+    assert "every partition has an owner" in summary(Ownership(ownership.partitions[:3]))
+    assert summary(Ownership()).startswith("No partitions known yet.")
+
+
+def test_the_lag_line_shortens_to_fit() -> None:
+    stats = {"pending": 1234, "ack_pending": 40, "since_last_commit_s": 0.25, "notify_delay_ms": 4.0}
+    owned = Ownership((Partition(0, "ingest-0", "w-a", 0, 0, 1), Partition(1, "ingest-1", "w-b", 0, 0, 1)))
+    assert lag_variants(stats, owned) == [
+        "lag 1,234 pending · 40 unacked (2 partitions, 2 workers) │ last commit 0.2s ago · notify 4 ms",
+        "lag 1,234 pending · 40 unacked (2 partitions, 2 workers) │ last commit 0.2s ago",
+        "lag 1,234 pending · 40 unacked (2 partitions, 2 workers) │ commit 0.2s ago",
+        "lag 1,234 · 40 unacked (2 partitions, 2 workers) │ commit 0.2s ago",
+        "lag 1,234 pending · 40 unacked (2 partitions, 2 workers)",
+    ]
+    orphan = Ownership((Partition(0, "ingest-0", None, 0, 0, 1),))
+    assert (
+        lag_variants({}, orphan)[0] == "lag unknown (1 partition, 0 workers, [b $warning]1 unowned[/]) │ no commit yet"
+    )
+    # An API from before partitioned ingest: no hint.
+    assert lag_variants({"pending": 3, "ack_pending": 0}, Ownership())[-1] == "lag 3 pending · 0 unacked"
+
+
 def test_series_lays_counts_on_a_full_axis() -> None:
     now = datetime(2026, 1, 1, 12, 30, 20, tzinfo=UTC)
     rows = [
@@ -71,6 +122,7 @@ def test_helpers() -> None:
     assert human(12345) == "12.3k"
     assert human(None) == "-"
     assert human(2.5) == "2.5"
+    assert (counted(1, "worker"), counted(0, "worker")) == ("1 worker", "0 workers")
     now = datetime(2026, 1, 1, tzinfo=UTC)
     assert ago("2025-12-31T23:59:30Z", now) == "30s ago"
     assert ago(None, now) == "never"

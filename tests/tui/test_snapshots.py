@@ -25,15 +25,16 @@ def _loaded(app: DashboardApp, name: str) -> bool:
         return isinstance(app.screen, HelpScreen)
     if name == "location":
         return "person" in str(app.screen.query_one("#chart", Static).render())
-    table = {"overview": "#top-items", "cameras": "#cameras", "rejects": "#rejects"}[name]
+    table = {"overview": "#top-items", "cameras": "#cameras", "rejects": "#rejects", "ingest": "#partitions"}[name]
     return app.screen.query_one(table, DataTable).row_count > 0
 
 
-@pytest.mark.parametrize(
-    "keys", ["", "l", "c", "r", "question_mark"], ids=["overview", "location", "cameras", "rejects", "help"]
-)
-async def test_screen(keys: str) -> None:
-    name = {"": "overview", "l": "location", "c": "cameras", "r": "rejects", "question_mark": "help"}[keys]
+SCREENS = {"overview": "", "location": "l", "cameras": "c", "rejects": "r", "ingest": "i", "help": "question_mark"}
+
+
+@pytest.mark.parametrize("name", list(SCREENS))
+async def test_screen(name: str) -> None:
+    keys = SCREENS[name]
     app = DashboardApp(FakeApi().client(), catch_up_s=3600)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: app.connection.state == "live" and bool(app.model.names), 5, "the fake API")

@@ -16,6 +16,7 @@ from utopia_tui.messages import ConnectionChanged, LiveUpdated, Reload
 from utopia_tui.model import RANGES, LiveModel, TimeRange
 from utopia_tui.screens.cameras import CamerasScreen
 from utopia_tui.screens.help import HelpScreen
+from utopia_tui.screens.ingest import IngestScreen
 from utopia_tui.screens.location import LocationScreen
 from utopia_tui.screens.overview import OverviewScreen
 from utopia_tui.screens.rejects import RejectsScreen
@@ -34,12 +35,14 @@ class DashboardApp(App[None]):
         "location": LocationScreen,
         "cameras": CamerasScreen,
         "rejects": RejectsScreen,
+        "ingest": IngestScreen,
     }
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("o", "show('overview')", "Overview"),
         Binding("l", "show('location')", "Location"),
         Binding("c", "show('cameras')", "Cameras"),
         Binding("r", "show('rejects')", "Rejects"),
+        Binding("i", "show('ingest')", "Ingest"),
         Binding("t", "cycle_range", "Range"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-__all__ = ["RANGES", "LiveModel", "TimeRange"]
+__all__ = ["RANGES", "LiveModel", "Ownership", "Partition", "TimeRange"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,64 @@ class RejectReason:
     count: int = 0
     last_seen: float = 0.0
     example: str = ""
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One partition of the DETECTIONS stream: its consumer's lag and the ingest worker holding its lease."""
+
+    partition: int
+    consumer: str
+    owner: str | None  # None: nobody holds the lease, a takeover is due
+    pending: int  # not yet delivered
+    ack_pending: int  # delivered, not yet acknowledged
+    acked_seq: int
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """Who owns which partition, from the `partitions` of the live stats (empty: not known)."""
+
+    partitions: tuple[Partition, ...] = ()
+
+    @property
+    def workers(self) -> dict[str, list[int]]:
+        """The workers alive (the distinct owners), each with its partitions, by worker id."""
+        out: dict[str, list[int]] = {}
+        for p in sorted(self.partitions, key=lambda p: (p.owner or "", p.partition)):
+            if p.owner is not None:
+                out.setdefault(p.owner, []).append(p.partition)
+        return out
+
+    @property
+    def unowned(self) -> list[int]:
+        """The partitions nobody owns: their takeover is due."""
+        return [p.partition for p in self.partitions if p.owner is None]
+
+    @property
+    def pending(self) -> int:
+        return sum(p.pending for p in self.partitions)
+
+    @property
+    def ack_pending(self) -> int:
+        return sum(p.ack_pending for p in self.partitions)
+
+
+def _partition(row: Any) -> Partition | None:
+    if not isinstance(row, dict):
+        return None
+    try:
+        owner = row.get("owner")
+        return Partition(
+            partition=int(row["partition"]),
+            consumer=str(row.get("consumer") or ""),
+            owner=None if owner is None else str(owner),
+            pending=int(row.get("pending") or 0),
+            ack_pending=int(row.get("ack_pending") or 0),
+            acked_seq=int(row.get("acked_seq") or 0),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 @dataclass
@@ -126,6 +184,12 @@ class LiveModel:
         if base is None:
             return int(self.stats.get(name) or 0)
         return int(base) + self.seen[name]
+
+    def ownership(self) -> Ownership:
+        """The partitions of the latest stats, by number; rows the dashboard cannot read are left out."""
+        rows = self.stats.get("partitions")
+        parsed = [_partition(row) for row in rows] if isinstance(rows, list) else []
+        return Ownership(tuple(sorted((p for p in parsed if p is not None), key=lambda p: p.partition)))
 
     def reasons(self) -> list[tuple[str, RejectReason]]:
         return sorted(self.rejects.items(), key=lambda pair: (-pair[1].count, pair[0]))

@@ -1,14 +1,15 @@
-"""Small reusable widgets: the status bar and a text bar chart."""
+"""Small reusable widgets and text helpers: the status bar, a line that fits its width, a text bar chart."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from textual.content import Content
 from textual.widgets import Static
 
 from utopia_tui.client import Connection
 
-__all__ = ["StatusBar", "bars", "human"]
+__all__ = ["FitLine", "StatusBar", "bars", "counted", "human"]
 
 _BLOCKS = " ▁▂▃▄▅▆▇█"
 
@@ -34,6 +35,11 @@ def human(value: float | None, unit: str = "") -> str:
     return f"{value:,.0f}{unit}" if value >= 100 or float(value).is_integer() else f"{value:.1f}{unit}"
 
 
+def counted(n: int, noun: str) -> str:
+    """`n` and the noun, plural unless n is 1: "1 worker", "2 workers"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 class StatusBar(Static):
     """One line: connection state, API address and the time range."""
 
@@ -54,3 +60,27 @@ class StatusBar(Static):
         if connection.retry_in_s is not None:
             detail = f"{detail} · retry in {connection.retry_in_s:.1f}s"
         self.update(f"{mark}  {detail}  │ range: {range_label} (t)  │ ? help")
+
+
+class FitLine(Static):
+    """One line of markup that shows the first of its variants (longest first) that fits its width."""
+
+    DEFAULT_CSS = """
+    FitLine { height: 1; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.variants: list[str] = []
+
+    def show(self, variants: Sequence[str]) -> None:
+        self.variants = list(variants)
+        self._fit()
+
+    def on_resize(self) -> None:
+        self._fit()
+
+    def _fit(self) -> None:
+        width = self.content_size.width
+        fits = (v for v in self.variants if width <= 0 or Content.from_markup(v).cell_length <= width)
+        self.update(next(fits, self.variants[-1] if self.variants else ""))

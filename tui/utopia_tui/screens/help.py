@@ -18,6 +18,7 @@ HELP = """[b]Utopia dashboard — keys[/b]
   l   Location: item counts over time, its cameras
   c   Cameras: silent cameras first
   r   Rejects: dead-letter reasons
+  i   Ingest: partitions, their lag and the worker owning each
   t   time range: live (15 min) / last hour / last day
   ?   this help        q   quit
   ↑ ↓ enter   move and open in tables and lists

@@ -2,14 +2,40 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Sparkline, Static
 
+from utopia_tui.model import Ownership
 from utopia_tui.screens.base import DashboardScreen
-from utopia_tui.widgets import human
+from utopia_tui.widgets import FitLine, counted, human
 
-__all__ = ["OverviewScreen"]
+__all__ = ["OverviewScreen", "lag_variants"]
+
+
+def lag_variants(stats: dict[str, Any], ownership: Ownership) -> list[str]:
+    """The lag and freshness line (markup), longest first: to fit, the freshness shortens, then the lag's wording,
+    and the freshness goes last.
+
+    The lag carries a per-worker hint, "(4 partitions, 2 workers)", with partitions without owner in warning colour.
+    """
+    pending, ack = stats.get("pending"), stats.get("ack_pending")
+    hint = ""
+    if ownership.partitions:
+        hint = f" ({counted(len(ownership.partitions), 'partition')}, {counted(len(ownership.workers), 'worker')}"
+        hint += f", [b $warning]{len(ownership.unowned)} unowned[/])" if ownership.unowned else ")"
+    if pending is None:
+        lag = short = f"lag unknown{hint}"
+    else:
+        lag = f"lag {human(pending)} pending · {human(ack)} unacked{hint}"
+        short = f"lag {human(pending)} · {human(ack)} unacked{hint}"
+    since, delay = stats.get("since_last_commit_s"), stats.get("notify_delay_ms")
+    notify = "" if delay is None else f" · notify {delay:.0f} ms"
+    last = "no commit yet" if since is None else f"last commit {since:.1f}s ago"
+    brief = "no commit yet" if since is None else f"commit {since:.1f}s ago"
+    return [f"{lag} │ {last}{notify}", f"{lag} │ {last}", f"{lag} │ {brief}", f"{short} │ {brief}", lag]
 
 
 class OverviewScreen(DashboardScreen):
@@ -19,7 +45,7 @@ class OverviewScreen(DashboardScreen):
                 yield Static(id="rate-title")
                 yield Sparkline([], id="rate")
             yield Static(id="counters")
-        yield Static(id="freshness")
+        yield FitLine(id="freshness")
         table: DataTable[str | int] = DataTable(id="top-items", cursor_type="row", zebra_stripes=True)
         yield table
 
@@ -49,12 +75,7 @@ class OverviewScreen(DashboardScreen):
                 )
             )
         )
-        pending, ack = stats.get("pending"), stats.get("ack_pending")
-        since, delay = stats.get("since_last_commit_s"), stats.get("notify_delay_ms")
-        lag = "unknown" if pending is None else f"{human(pending)} pending · {human(ack)} unacked"
-        fresh = "no commit yet" if since is None else f"last commit {since:.1f}s ago"
-        notify = "" if delay is None else f" · notify {delay:.0f} ms"
-        self.query_one("#freshness", Static).update(f"lag {lag} │ {fresh}{notify}")
+        self.query_one("#freshness", FitLine).show(lag_variants(stats, model.ownership()))
         self._fill_top()
 
     def _fill_top(self) -> None:
