@@ -56,6 +56,13 @@ class IngestMetrics:
             ["partition"],
             registry=r,
         )
+        self.partition_stops = Counter(
+            "utopia_ingest_partition_stops",
+            "Partitions this worker stopped working, by reason: handed (rebalance, lease lost, shutdown), "
+            "fenced (another worker claimed it first), error",
+            ["reason"],
+            registry=r,
+        )
         self.partitions_owned = Gauge(
             "utopia_ingest_partitions_owned", "Partitions of the DETECTIONS stream this worker works", registry=r
         )

@@ -94,7 +94,11 @@ class PartitionRunner:
         delay = self.settings.ingest.retry_initial_s
         while True:
             try:
-                conn = await asyncpg.connect(self.settings.database.url, timeout=10)
+                # The claim queues behind a commit of the previous owner; one that hangs (a frozen
+                # process mid-transaction) must not hold the takeover forever: retry instead.
+                conn = await asyncpg.connect(
+                    self.settings.database.url, timeout=10, server_settings={"lock_timeout": "30s"}
+                )
                 try:
                     epoch = await claim_consumer(conn, self.consumer, self.worker_id)
                     locations, warmed = await load_core(conn, self.settings, self.core, self._keep_location())
@@ -198,9 +202,11 @@ class PartitionRunner:
 
     async def _hand_back(self) -> None:
         """Batches not committed at shutdown: forget their ids and let JetStream redeliver them."""
-        for item in reversed(self.in_flight):
+        for item in reversed(self.in_flight):  # newest first: each abort undoes one batch's marks
             with contextlib.suppress(Exception):
                 self.core.abort(item.batch.token)
+        # Oldest first, so the redelivery keeps the stream's order as far as JetStream can.
+        for item in self.in_flight:
             for msg in item.msgs:
                 with contextlib.suppress(nats.errors.Error):
                     await msg.nak()

@@ -237,8 +237,12 @@ class Worker:
             exc = None if task.cancelled() else task.exception()
             if isinstance(exc, Fenced):
                 log.warning("partition taken over by another worker", extra={"partition": partition})
+                self.metrics.partition_stops.labels("fenced").inc()
             elif exc is not None:
                 log.error("partition stopped by an error", extra={"partition": partition, "error": repr(exc)})
+                self.metrics.partition_stops.labels("error").inc()
+            else:
+                self.metrics.partition_stops.labels("handed").inc()
             await keeper.release(partition)
         return finished
 
