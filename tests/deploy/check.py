@@ -69,24 +69,14 @@ def metrics(ports: list[int]) -> None:
     print("metrics: ports", ", ".join(map(str, ports)), "answer")
 
 
+def psql_command(root: str, port: int) -> list[str]:
+    return ["chroot", root, "runuser", "-u", "postgres", "--", "psql", "-p", str(port), "-d", "utopia", "-tAc"]
+
+
 def stored(root: str, port: int) -> None:
     def probe() -> int:
         out = subprocess.run(
-            [
-                "chroot",
-                root,
-                "runuser",
-                "-u",
-                "postgres",
-                "--",
-                "psql",
-                "-p",
-                str(port),
-                "-d",
-                "utopia",
-                "-tAc",
-                "SELECT count(*) FROM utopia.detections",
-            ],  # fmt: skip
+            [*psql_command(root, port), "SELECT count(*) FROM utopia.detections"],
             capture_output=True,
             text=True,
             check=True,

@@ -32,7 +32,7 @@ REAL = "/usr/bin/systemctl"
 class Unit:
     def __init__(self, name: str) -> None:
         self.name = name if "." in name else name + ".service"
-        prefix, _, rest = self.name.partition("@")
+        rest = self.name.partition("@")[2]
         self.instance = rest.rsplit(".", 1)[0] if rest else ""
         self.path = self._find()
         self.service: dict[str, list[str]] = {}
@@ -106,8 +106,8 @@ class Unit:
                 if optional:
                     continue
                 raise
-            for entry in text.splitlines():
-                entry = entry.strip()
+            for raw in text.splitlines():
+                entry = raw.strip()
                 if entry and not entry.startswith("#") and "=" in entry:
                     key, _, value = entry.partition("=")
                     env[key.strip()] = " ".join(shlex.split(value)) if value.strip() else ""
@@ -155,13 +155,9 @@ def _prepare_dirs(unit: Unit) -> None:
 def _spawn(unit: Unit, line: str, env: dict[str, str], *, wait: bool) -> int:
     argv, ignore, privileged = _command(unit, line, env)
     creds = _credentials(unit, privileged)
-
-    def become() -> None:
-        if creds is not None:
-            os.initgroups(creds[2], creds[1])
-            os.setgid(creds[1])
-            os.setuid(creds[0])
-
+    identity: dict[str, object] = {}
+    if creds is not None:
+        identity = {"user": creds[0], "group": creds[1], "extra_groups": os.getgrouplist(creds[2], creds[1])}
     LOGS.mkdir(parents=True, exist_ok=True)
     with open(LOGS / (unit.name + ".log"), "ab") as log:
         process = subprocess.Popen(
@@ -171,8 +167,8 @@ def _spawn(unit: Unit, line: str, env: dict[str, str], *, wait: bool) -> int:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=become,
             start_new_session=True,
+            **identity,  # type: ignore[arg-type]
         )
     if not wait:
         return process.pid
@@ -236,38 +232,62 @@ def show(unit: Unit) -> None:
     print(f"ActiveState={'active' if pid else 'inactive'}\nSubState={'running' if pid else 'dead'}\nMainPID={pid or 0}")
 
 
+def _restart(unit: Unit, verb: str) -> None:
+    if verb != "try-restart" or unit.main_pid() is not None:
+        stop(unit)
+        start(unit)
+
+
+def _show_all(units: list[Unit]) -> int:
+    for unit in units:
+        show(unit)
+    return 0
+
+
+def _is_active(units: list[Unit]) -> int:
+    active = [unit.main_pid() is not None for unit in units]
+    print("\n".join("active" if a else "inactive" for a in active))
+    return 0 if all(active) else 3
+
+
+def _each(action: object) -> object:
+    def run(units: list[Unit]) -> int:
+        for unit in units:
+            action(unit)  # type: ignore[operator]
+        return 0
+
+    return run
+
+
+def _noop(units: list[Unit]) -> int:
+    return 0
+
+
+VERBS = {
+    "daemon-reload": _noop,
+    "daemon-reexec": _noop,
+    "reset-failed": _noop,
+    "show": _show_all,
+    "is-active": _is_active,
+    "start": _each(start),
+    "stop": _each(stop),
+    "restart": _each(lambda unit: _restart(unit, "restart")),
+    "reload": _each(lambda unit: _restart(unit, "reload")),
+    "reload-or-restart": _each(lambda unit: _restart(unit, "restart")),
+    "try-restart": _each(lambda unit: _restart(unit, "try-restart")),
+}
+
+
 def main(argv: list[str]) -> int:
     args = [arg for arg in argv if not arg.startswith("-")]
-    if not args:
+    verb = VERBS.get(args[0]) if args else None
+    if verb is None:
         return subprocess.call([REAL, *argv])
-    verb, units = args[0], [Unit(name) for name in args[1:]]
     try:
-        if verb in ("daemon-reload", "daemon-reexec", "reset-failed"):
-            return 0
-        if verb == "show":
-            for unit in units:
-                show(unit)
-        elif verb == "is-active":
-            active = [unit.main_pid() is not None for unit in units]
-            print("\n".join("active" if a else "inactive" for a in active))
-            return 0 if all(active) else 3
-        elif verb == "start":
-            for unit in units:
-                start(unit)
-        elif verb == "stop":
-            for unit in units:
-                stop(unit)
-        elif verb in ("restart", "reload", "try-restart", "reload-or-restart"):
-            for unit in units:
-                if verb != "try-restart" or unit.main_pid() is not None:
-                    stop(unit)
-                    start(unit)
-        else:
-            return subprocess.call([REAL, *argv])
+        return int(verb([Unit(name) for name in args[1:]]))  # type: ignore[operator]
     except (RuntimeError, OSError, KeyError) as exc:
         print(f"fake systemctl: {exc}", file=sys.stderr)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -124,6 +124,11 @@ for name in "${ROOTS[@]}"; do
     mount --bind "$CACHE/apt-archives" "$root/var/cache/apt/archives"
     mkdir -p "$root/root/.cache/pip" && mount --bind "$CACHE/pip" "$root/root/.cache/pip"
     install -m 0755 "$HERE/fake_systemctl.py" "$root/usr/local/sbin/systemctl"
+    # the roots trust what this machine trusts (a local proxy's or mirror's CA, if any)
+    if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+        cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+        chroot "$root" update-ca-certificates >/dev/null 2>&1
+    fi
 done
 
 converge() {
