@@ -231,6 +231,11 @@ async def one_layout(
             nats_cpu = sum(cpu_seconds(pid) for pid in servers) - nats_before
             stored = await conn.fetchval("SELECT count(*) FROM utopia.detections")
             received = int(await conn.fetchval("SELECT coalesce(sum(received), 0) FROM utopia.consumer_progress"))
+            table_bytes = await conn.fetchval(
+                """SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits
+                   WHERE inhparent = 'utopia.detections'::regclass"""
+            )
+            stream_bytes = (await js.stream_info(DETECTIONS_STREAM)).state.bytes
         finally:
             await conn.close()
             await nc.close()
@@ -250,6 +255,9 @@ async def one_layout(
         "worker_events_per_cpu_s": received / worker_cpu,
         "machine_cpu_cores": machine_cpu / elapsed,
         "worker_cpu_cores": worker_cpu / elapsed,
+        # Disk: table + indexes per stored row; JetStream per event (one replica).
+        "db_bytes_per_row": int(table_bytes) / stored,
+        "stream_bytes_per_event": stream_bytes / received,
         "pg_cpu_cores": pg_cpu / elapsed,
         "nats_cpu_cores": nats_cpu / elapsed,
         "pg_events_per_cpu_s": received / pg_cpu,
@@ -278,6 +286,10 @@ async def main(args: argparse.Namespace) -> None:
         baseline = None
         for layout in LAYOUTS:
             result = await one_layout(layout, pg, messages, Path(tmp))
+            footprint = (
+                f"disk: {result['db_bytes_per_row']:.0f} B per stored row (table + indexes), "
+                f"{result['stream_bytes_per_event']:.0f} B per event in JetStream (per replica)"
+            )
             baseline = baseline or result["rate"]
             print(
                 f"{layout.name:<24}{result['received']:>11,}{result['rate']:>10,.0f}{result['rows_rate']:>10,.0f}"
@@ -287,6 +299,7 @@ async def main(args: argparse.Namespace) -> None:
                 f"{result['nats_events_per_cpu_s']:>10,.0f}",
                 flush=True,
             )
+        print(footprint, flush=True)
 
 
 if __name__ == "__main__":
