@@ -2,7 +2,8 @@
 
 - the API answers GET /api/v1/health;
 - every ingest worker and the edge agent serve Prometheus /metrics;
-- events of the simulated camera site reach utopia.detections;
+- events of the simulated camera site reach utopia.detections, and so do events written into
+  the other site's FIFO (as camera software would);
 - the site's NATS user may publish to its own locations only.
 """
 
@@ -86,6 +87,36 @@ def stored(root: str, port: int) -> None:
     print("stored detections:", wait_for("events of site1 stored in utopia.detections", probe, 120))
 
 
+def fifo_events(root: str, port: int, fifo: str, location: int, count: int = 25) -> None:
+    """Write JSON lines into the site's FIFO and wait until all are stored."""
+    first = time.time_ns() // 1000
+    lines = [
+        json.dumps(
+            {
+                "geographical_location_oid": location,
+                "video_camera_oid": 7,
+                "detection_oid": first + n,
+                "item_name": "bicycle",
+                "timestamp_detected": int(time.time() * 1000),
+            }
+        )
+        for n in range(count)
+    ]
+    with open(fifo, "w") as pipe:  # the agent holds it open: this does not block
+        pipe.write("\n".join(lines) + "\n")
+    query = (
+        "SELECT count(*) FROM utopia.detections"
+        f" WHERE detection_oid >= {first} AND geographical_location_oid = {location}"
+    )
+
+    def probe() -> bool:
+        out = subprocess.run([*psql_command(root, port), query], capture_output=True, text=True, check=True).stdout
+        return int(out.strip()) == count
+
+    wait_for(f"{count} events written into {fifo} stored", probe, 120)
+    print(f"fifo: {count} events from the camera software's FIFO stored")
+
+
 async def site_permissions(url: str, user: str, password: str) -> None:
     errors: list[str] = []
 
@@ -115,13 +146,16 @@ def main() -> None:
     parser.add_argument("--nats", required=True)
     parser.add_argument("--root", required=True, help="the core's root folder")
     parser.add_argument("--db-port", type=int, default=15432)
-    parser.add_argument("--metrics-ports", default="19108,19109,19120")
+    parser.add_argument("--metrics-ports", default="19108,19109,19120,19121")
     parser.add_argument("--site-user", required=True)
     parser.add_argument("--site-password", required=True)
+    parser.add_argument("--fifo", required=True, help="the FIFO of a site in the default mode")
+    parser.add_argument("--fifo-location", type=int, required=True)
     args = parser.parse_args()
     health(args.api)
     metrics([int(p) for p in args.metrics_ports.split(",")])
     stored(args.root, args.db_port)
+    fifo_events(args.root, args.db_port, args.fifo, args.fifo_location)
     asyncio.run(site_permissions(args.nats, args.site_user, args.site_password))
 
 

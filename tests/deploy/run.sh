@@ -3,13 +3,16 @@
 #   1. ansible-lint (production profile) and --syntax-check of site.yml;
 #   2. the role templates rendered (single NATS server, 3-node cluster, core, sites) and checked by
 #      nats-server -t and `utopia config check`;
-#   3. a converge of site.yml against two throwaway Debian 12 roots (debootstrap + Ansible's chroot
-#      connection): "core" (plain PostgreSQL, NATS, ingest x2, API) and "site1" (an edge agent);
+#   3. a converge of site.yml against three throwaway Debian 12 roots (debootstrap + Ansible's
+#      chroot connection): "core" (plain PostgreSQL, NATS, ingest x2, API), "site1" (an edge agent
+#      simulating cameras) and "site2" (an edge agent reading the FIFO camera software writes);
 #      the services run there (tests/deploy/fake_systemctl.py stands in for systemd), the API's
-#      /api/v1/health answers and the site's events reach the database;
+#      /api/v1/health answers and both sites' events reach the database;
 #   4. systemd-analyze verify on the installed units, then a second converge must change nothing.
 # The Debian base root, apt archives, pip downloads and the tool venv are cached in
 # $UTOPIA_DEPLOY_CACHE (default /var/tmp/utopia-deploy-cache); without the cache it all is made anew.
+# The whole script is one block, read before it runs: editing the file mid-run cannot derail it.
+{
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -25,12 +28,12 @@ die() { echo "deploy test: $*" >&2; exit 1; }
 [[ $(id -u) == 0 ]] || die "must run as root (debootstrap, chroot, mounts)"
 command -v debootstrap >/dev/null || die "debootstrap is missing (apt-get install debootstrap; .ci/run does it)"
 [[ -x $REPO_PY ]] || die "$REPO_PY is missing: run make dev first"
-mkdir -p "$CACHE/apt-archives/partial" "$CACHE/pip"
+mkdir -p "$CACHE/pip"
 WORK=$(mktemp -d /var/tmp/utopia-deploy.XXXXXX)
 export UTOPIA_DEPLOY_ROOTS=$WORK/roots UTOPIA_DEPLOY_WHEELS=$WORK/wheels
 UTOPIA_DEPLOY_SECRET=$("$REPO_PY" -c 'import secrets; print(secrets.token_hex(12))')
 export UTOPIA_DEPLOY_SECRET
-ROOTS=(core site1)
+ROOTS=(core site1 site2)
 
 teardown() {
     local rc=$? root pid
@@ -91,8 +94,15 @@ done
 grep -q 'routes' "$WORK/render/nats1/nats-server.conf" || die "the cluster variant has no routes"
 for toml in "$WORK"/render/*/utopia.toml; do "$REPO_PY" -m utopia.cli config check --config "$toml"; done
 for toml in "$WORK"/render/*/edge.toml; do "$REPO_PY" -m utopia.cli config check --edge --config "$toml"; done
-"$REPO_PY" -c 'import json, sys; json.load(open(sys.argv[1]))' \
-    "$REPO/deploy/ansible/roles/monitoring/files/utopia-dashboard.json"
+"$VENV/bin/python" - "$WORK/render/core1/prometheus.yml" "$REPO/deploy/ansible/roles/monitoring/files/utopia-dashboard.json" <<'EOF'
+import json, sys, yaml
+jobs = {job["job_name"]: job for job in yaml.safe_load(open(sys.argv[1]))["scrape_configs"]}
+targets = [t for group in jobs["utopia-ingest"]["static_configs"] for t in group["targets"]]
+assert targets == ["core1:9108", "core1:9109", "core1:9110"], targets
+assert {"utopia-api", "utopia-edge", "nats"} <= set(jobs), sorted(jobs)
+assert json.load(open(sys.argv[2]))["panels"]
+print("prometheus.yml: jobs", ", ".join(sorted(jobs)), "; Grafana dashboard parses")
+EOF
 
 step "build the wheels"
 mkdir -p "$UTOPIA_DEPLOY_WHEELS"
@@ -121,7 +131,9 @@ for name in "${ROOTS[@]}"; do
     cp /etc/resolv.conf "$root/etc/resolv.conf"
     mount -t proc proc "$root/proc"
     mount --rbind /dev "$root/dev" && mount --make-rslave "$root/dev"
-    mount --bind "$CACHE/apt-archives" "$root/var/cache/apt/archives"
+    # one apt cache per root: apt locks it, and the roots converge in parallel
+    mkdir -p "$CACHE/apt-archives/$name/partial"
+    mount --bind "$CACHE/apt-archives/$name" "$root/var/cache/apt/archives"
     mkdir -p "$root/root/.cache/pip" && mount --bind "$CACHE/pip" "$root/root/.cache/pip"
     install -m 0755 "$HERE/fake_systemctl.py" "$root/usr/local/sbin/systemctl"
     # the roots trust what this machine trusts (a local proxy's or mirror's CA, if any)
@@ -143,13 +155,19 @@ converge 1
 
 step "check the running system"
 "$REPO_PY" "$HERE/check.py" --api http://127.0.0.1:18080 --nats nats://127.0.0.1:14222 \
-    --root "$UTOPIA_DEPLOY_ROOTS/core" --site-user site1 --site-password "$UTOPIA_DEPLOY_SECRET-site1"
-for unit in nats-server.service utopia-api.service utopia-ingest@0.service postgresql@15-main.service; do
-    SYSTEMD_LOG_LEVEL=err systemd-analyze verify --root="$UTOPIA_DEPLOY_ROOTS/core" "$unit" ||
-        die "systemd-analyze verify $unit failed"
+    --root "$UTOPIA_DEPLOY_ROOTS/core" --site-user site1 --site-password "$UTOPIA_DEPLOY_SECRET-site1" \
+    --fifo "$UTOPIA_DEPLOY_ROOTS/site2/var/lib/utopia-edge/events.fifo" --fifo-location 3
+verify() {  # systemd-analyze verify exits 0 on unknown keys: any complaint fails here
+    local out
+    out=$(systemd-analyze verify --root="$UTOPIA_DEPLOY_ROOTS/$1" "$2" 2>&1) || die "systemd-analyze verify $2: $out"
+    ! grep -iE 'unknown|invalid|fail|not executable|ignoring' <<<"$out" || die "systemd-analyze verify $2: $out"
+    echo "systemd-analyze verify $2: ok"
+}
+for unit in nats-server.service utopia-api.service utopia-ingest@0.service utopia-ingest@1.service; do
+    verify core "$unit"
 done
-SYSTEMD_LOG_LEVEL=err systemd-analyze verify --root="$UTOPIA_DEPLOY_ROOTS/site1" utopia-edge.service ||
-    die "systemd-analyze verify utopia-edge.service failed"
+verify site1 utopia-edge.service
+verify site2 utopia-edge.service
 
 step "converge site.yml again: nothing may change"
 converge 2
@@ -160,3 +178,5 @@ fi
 
 step "passed"
 echo "1 passed, 0 failed"
+exit 0
+}
