@@ -420,9 +420,12 @@ fn columns(counts: CountMap<'_>) -> Counts {
 }
 
 /// The location token of `utopia.detections.<oid>`, if the subject has that form.
+///
+/// Only the canonical spelling counts: the server partitions by the token's text, so `007` and
+/// `7` would be one location filed in two partitions.
 pub fn subject_location(subject: &str) -> Option<i64> {
     let token = subject.strip_prefix(SUBJECT_PREFIX)?;
-    if token.is_empty() || !token.bytes().all(|b| b.is_ascii_digit()) {
+    if token.is_empty() || token.starts_with('0') || !token.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     token.parse::<i64>().ok().filter(|&oid| oid > 0)

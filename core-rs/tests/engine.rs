@@ -128,3 +128,21 @@ fn counts_group_by_minute_location_camera_and_item() {
     assert_eq!(out.counts.item, vec!["car".to_string()]);
     assert_eq!((out.tally.oldest_ms, out.tally.newest_ms), (Some(NOW), Some(NOW)));
 }
+
+#[test]
+fn only_canonical_subject_tokens_name_a_location() {
+    use utopia_core::engine::subject_location;
+    assert_eq!(subject_location("utopia.detections.7"), Some(7));
+    assert_eq!(subject_location("utopia.detections.9223372036854775807"), Some(i64::MAX));
+    // The server partitions by the token's text: "07" and "7" must not both mean location 7.
+    for bad in [
+        "utopia.detections.07",
+        "utopia.detections.0",
+        "utopia.detections.",
+        "utopia.detections.x",
+        "utopia.detections.9223372036854775808",
+        "other.7",
+    ] {
+        assert_eq!(subject_location(bad), None, "{bad}");
+    }
+}

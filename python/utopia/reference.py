@@ -30,7 +30,7 @@ I64_MAX = 2**63 - 1
 U64_MAX = 2**64 - 1
 I64_MIN = -(2**63)
 TIMESTAMP_MAX_MS = 253_402_300_799_999
-SUBJECT_RE = re.compile(r"utopia\.detections\.([0-9]+)")
+SUBJECT_RE = re.compile(r"utopia\.detections\.([1-9][0-9]*)")
 JSON_TYPES = (None, "", "application/json")
 MSGPACK_TYPES = ("application/msgpack", "application/x-msgpack")
 

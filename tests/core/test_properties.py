@@ -68,7 +68,11 @@ def messages(draw: st.DrawFn) -> tuple[bytes, str, str | None]:
     if damage == "truncate":
         payload = payload[: draw(st.integers(0, max(len(payload) - 1, 0)))]
     elif damage == "subject":
-        subject = draw(st.sampled_from(["utopia.detections.x", "utopia.detections.0", "other.1", "utopia.detections."]))
+        subject = draw(
+            st.sampled_from(
+                ["utopia.detections.x", "utopia.detections.0", "utopia.detections.07", "other.1", "utopia.detections."]
+            )
+        )
     elif damage == "content_type":
         content_type = "text/csv"
     elif damage == "garbage":

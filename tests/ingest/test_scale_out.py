@@ -5,6 +5,8 @@ its partitions over once the leases lapse. At the end every detection is stored 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -22,14 +24,14 @@ from tests.ingest.harness import (
     wait_until_consumed,
 )
 from tests.ingest.traffic import site_stream
-from tests.support.nats_server import NatsCluster
+from tests.support.nats_server import NatsCluster, NatsServer
 from utopia.config import Settings
 from utopia.ingest.status import PartitionStatus, partition_status
 from utopia_edge.contract import DETECTIONS_STREAM
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
-CLUSTER = {"streams.partitions": 4, "streams.replicas": 3, "ingest.lease_s": 3.0}
+CLUSTER: dict[str, object] = {"streams.partitions": 4, "streams.replicas": 3, "ingest.lease_s": 3.0}
 
 
 async def _statuses(url: str) -> list[PartitionStatus]:
@@ -64,8 +66,8 @@ async def _stream_leader(url: str) -> str:
         await nc.close()
 
 
-def _worker(cluster_url: str, db_url: str, name: str, log: Path) -> IngestProcess:
-    settings: Settings = make_settings(cluster_url, db_url, **CLUSTER, **{"ingest.worker_id": name})
+def _worker(url: str, db_url: str, name: str, log: Path, config: dict[str, object] = CLUSTER) -> IngestProcess:
+    settings: Settings = make_settings(url, db_url, **config, **{"ingest.worker_id": name})
     return IngestProcess(settings, str(log))
 
 
@@ -108,3 +110,43 @@ async def test_node_loss_and_worker_kill_on_a_cluster_store_every_event_once(tmp
     assert {(r.detection_oid, r.geographical_location_oid, r.video_camera_oid) for r in rows} == {
         (oid, row.geographical_location_oid, row.video_camera_oid) for oid, rows_ in copies.items() for row in rows_
     }
+
+
+async def test_a_paused_worker_is_fenced_out_and_every_event_is_stored_once(tmp_path: Path, db_url: str) -> None:
+    """SIGSTOP of a worker in the middle of its batches, for longer than its leases: the other
+    worker takes its partitions over; on SIGCONT the paused one must notice (a lease it cannot
+    renew, a commit refused by the epoch) and hand back what it held, not commit it."""
+    config: dict[str, object] = {"streams.partitions": 4, "ingest.lease_s": 2.0}
+    with NatsServer(tmp_path / "nats") as server:
+        await provisioned(make_settings(server.url, db_url, **config))
+        messages = site_stream(240, 400, locations=4, seed=51)  # 96,000 events
+        copies = copies_by_id(messages, LOCATIONS)
+        workers = [_worker(server.url, db_url, n, tmp_path / f"{n}.log", config) for n in ("w1", "w2")]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.wait_ready()
+        await _wait_for_owners(server.url, {"w1", "w2"})
+        paused = workers[0].proc
+        assert paused is not None
+
+        publisher = asyncio.create_task(publish_paced(server.url, messages, seconds=10))
+        await asyncio.sleep(3)
+        os.kill(paused.pid, signal.SIGSTOP)
+        try:
+            await _wait_for_owners(server.url, {"w2"})  # its leases lapsed; w2 holds all four
+            await asyncio.sleep(2)
+        finally:
+            os.kill(paused.pid, signal.SIGCONT)
+        await publisher
+        await _wait_for_owners(server.url, {"w1", "w2"})  # and shares them out again
+        await wait_until_consumed(server.url, within_s=120)
+        for worker in workers:
+            assert worker.terminate() == 0, worker.stderr()
+
+    noticed = workers[0].stderr(tail=None)
+    assert any(
+        line in noticed
+        for line in ("partition taken over by another worker", "partition lease lost", "partition lease expired")
+    ), noticed[-3000:]
+    assert_exactly_once(await stored_rows(db_url), copies)

@@ -85,8 +85,21 @@ class LeaseKeeper:
                 lease_key(partition), lease_value(self.worker_id), last=self.revisions[partition]
             )
         except nats.js.errors.KeyWrongLastSequenceError:
+            # An earlier renewal whose reply was lost (a leader change) may have applied after all.
+            if await self._still_ours(partition):
+                return True
             del self.revisions[partition]
             return False
+        return True
+
+    async def _still_ours(self, partition: int) -> bool:
+        try:
+            entry = await self.kv.get(lease_key(partition))
+        except nats.js.errors.NotFoundError:
+            return False
+        if lease_owner(entry.value) != self.worker_id or entry.revision is None:
+            return False
+        self.revisions[partition] = entry.revision
         return True
 
     async def release(self, partition: int) -> None:

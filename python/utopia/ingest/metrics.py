@@ -59,7 +59,7 @@ class IngestMetrics:
         self.partition_stops = Counter(
             "utopia_ingest_partition_stops",
             "Partitions this worker stopped working, by reason: handed (rebalance, lease lost, shutdown), "
-            "fenced (another worker claimed it first), error",
+            "fenced (another worker claimed it first), stalled (no progress, handed on), error",
             ["reason"],
             registry=r,
         )

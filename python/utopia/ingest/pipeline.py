@@ -54,6 +54,15 @@ TRANSIENT_DB_ERRORS = (
 )
 
 
+# A writer frozen mid-transaction (a paused VM, SIGSTOP) must not hold its locks for ever: the
+# server ends its session, and a new owner's claim or COPY of the same rows is not blocked long.
+WRITER_SESSION_SETTINGS = {
+    "idle_in_transaction_session_timeout": "60s",
+    "lock_timeout": "60s",
+    "statement_timeout": "300s",
+}
+
+
 class Stopping(Exception):
     """The worker was asked to stop while a batch was still being written."""
 
@@ -117,7 +126,9 @@ class Pipeline:
 
     async def connection(self) -> Any:
         if self._conn is None or self._conn.is_closed():
-            self._conn = await asyncpg.connect(self.settings.database.url, timeout=10)
+            self._conn = await asyncpg.connect(
+                self.settings.database.url, timeout=10, server_settings=WRITER_SESSION_SETTINGS
+            )
         return self._conn
 
     async def close(self) -> None:

@@ -38,6 +38,9 @@ from utopia_edge.contract import DETECTIONS_STREAM
 
 log = logging.getLogger("utopia.ingest")
 
+# How long the partition's tasks get to end once told to; past it, what is held is handed back.
+_FINISH_S = 10.0
+
 
 class RunnerError(RuntimeError):
     """The partition cannot be worked (its consumer is missing, say); the message says why."""
@@ -51,7 +54,8 @@ async def load_core(
     core.set_locations(oids, names)
     warmed = 0
     for ids, seen_at in await recent_ids(conn, settings.dedup.horizon_s, keep_location=keep_location):
-        warmed += core.warm(ids, seen_at)
+        # Millions of ids at a takeover: off the event loop, which keeps other partitions' leases.
+        warmed += await asyncio.to_thread(core.warm, ids, seen_at)
     return len(oids), warmed
 
 
@@ -80,8 +84,11 @@ class PartitionRunner:
         self.queue: asyncio.Queue[InFlight | None] = asyncio.Queue(maxsize=settings.ingest.max_in_flight)
         self.in_flight: list[InFlight] = []
         self.stopping = asyncio.Event()
+        self.writer_gone = asyncio.Event()
         # Set once fetching: from then on a stop finishes the batches in flight.
         self.consuming = asyncio.Event()
+        # Last commit, or last moment with nothing to do: the worker hands a stalled partition on.
+        self.progressed_at = time.monotonic()
 
     def _keep_location(self) -> Callable[[int], bool] | None:
         partitions = self.settings.streams.partitions
@@ -127,12 +134,15 @@ class PartitionRunner:
             epoch = await self._claim(stop)
         except Stopping:
             return
+        self.progressed_at = time.monotonic()  # a long warm-up is not a stall
         try:
-            psub = await self.js.pull_subscribe_bind(durable=self.consumer, stream=DETECTIONS_STREAM)
+            # Binding looks nothing up: without this, a missing consumer is a fetch error forever.
+            await self.js.consumer_info(DETECTIONS_STREAM, self.consumer)
         except nats.js.errors.NotFoundError as exc:
             raise RunnerError(
                 f"consumer {self.consumer} on stream {DETECTIONS_STREAM} not found: run `utopia migrate`"
             ) from exc
+        psub = await self.js.pull_subscribe_bind(durable=self.consumer, stream=DETECTIONS_STREAM)
         pipeline = Pipeline(
             self.settings, self.core, self.metrics, js=self.js, nc=self.nc, flavour=self.flavour,
             consumer=self.consumer, epoch=epoch,
@@ -152,16 +162,18 @@ class PartitionRunner:
                     raise task.exception()  # type: ignore[misc]
             self.stopping.set()
             # The writer gets a bounded grace period; what it cannot finish is handed back.
-            try:
+            with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.ingest.ack_wait_s):
                     await asyncio.gather(*tasks)
-            except TimeoutError:
-                pipeline.stop.set()
-                await asyncio.gather(*tasks, return_exceptions=True)
         finally:
+            # Flags before cancellation: nats-py can swallow a cancel, so no task may need one to end.
+            self.stopping.set()
+            pipeline.stop.set()
             for task in [*tasks, heartbeat]:
                 task.cancel()
-            await asyncio.gather(*tasks, heartbeat, return_exceptions=True)
+            _, stuck = await asyncio.wait([*tasks, heartbeat], timeout=_FINISH_S)
+            if stuck:
+                log.error("partition tasks did not stop; handing back anyway", extra={"consumer": self.consumer})
             await self._hand_back()
             await pipeline.close()
             with contextlib.suppress(nats.errors.Error, TimeoutError):
@@ -174,31 +186,54 @@ class PartitionRunner:
                 msgs = await psub.fetch(batch=ingest.fetch_batch, timeout=ingest.fetch_timeout_s)
             except (nats.errors.TimeoutError, TimeoutError):
                 # nats-py raises its own timeout, or a bare one when the event loop was busy.
-                continue
+                msgs = []
             except (nats.errors.ConnectionClosedError, nats.errors.NoRespondersError, nats.js.errors.APIError) as exc:
                 log.warning("fetch failed; retrying", extra={"error": repr(exc), "consumer": self.consumer})
                 await asyncio.sleep(ingest.retry_initial_s)
                 continue
-            if not msgs:  # the client can hand back an empty batch (status messages only)
+            if not msgs:  # a timeout, or a batch of status messages only
+                self._idle()
                 continue
             item = await pipeline.process(msgs)
             self.in_flight.append(item)
-            # Blocks while the writer is behind: back-pressure instead of unbounded memory.
-            await self.queue.put(item)
-        await self.queue.put(None)
+            # Waits while the writer is behind: back-pressure instead of unbounded memory.
+            if not await self._put(item):
+                return
+        await self._put(None)
+
+    def _idle(self) -> None:
+        """Nothing to fetch and nothing in flight counts as keeping up."""
+        if not self.in_flight:
+            self.progressed_at = time.monotonic()
+
+    async def _put(self, item: InFlight | None) -> bool:
+        """Queues `item` for the writer; False (not queued) once the writer has ended."""
+        put = asyncio.ensure_future(self.queue.put(item))
+        gone = asyncio.ensure_future(self.writer_gone.wait())
+        try:
+            await asyncio.wait([put, gone], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            if not put.done():
+                put.cancel()
+        return put.done() and not put.cancelled()
 
     async def _write(self, pipeline: Pipeline) -> None:
-        while (item := await self.queue.get()) is not None:
-            try:
-                result = await pipeline.write(item)
-                await pipeline.finish(item, result)
-            except Stopping:
-                return
-            for msg in item.msgs:
-                # A lost ack means a redelivery, which dedup turns into duplicates: nothing doubles.
-                with contextlib.suppress(nats.errors.Error):
-                    await msg.ack()
-            self.in_flight.remove(item)
+        try:
+            while (item := await self.queue.get()) is not None:
+                try:
+                    result = await pipeline.write(item)
+                    await pipeline.finish(item, result)
+                except Stopping:
+                    return
+                for msg in item.msgs:
+                    # A lost ack means a redelivery, which dedup turns into duplicates: nothing doubles.
+                    with contextlib.suppress(nats.errors.Error):
+                        await msg.ack()
+                self.in_flight.remove(item)
+                self.progressed_at = time.monotonic()
+        finally:
+            self.writer_gone.set()
 
     async def _hand_back(self) -> None:
         """Batches not committed at shutdown: forget their ids and let JetStream redeliver them."""

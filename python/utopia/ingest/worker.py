@@ -49,6 +49,7 @@ log = logging.getLogger("utopia.ingest")
 
 # The errors of a NATS request that a later try may not meet.
 NATS_ERRORS = (nats.errors.Error, TimeoutError)
+_MAX_RETRY_DELAY_S = 60.0
 
 
 class IngestError(RuntimeError):
@@ -79,6 +80,8 @@ class _Running:
     task: asyncio.Task[None]
     # When the lease was last renewed: past the lease time the partition may be someone else's.
     renewed_at: float = field(default_factory=time.monotonic)
+    # Stopped because it made no progress (handed to another worker).
+    stalled: bool = False
 
 
 class Worker:
@@ -99,6 +102,12 @@ class Worker:
         # Set once the worker takes part in the partition balance; before that a stop may just cancel.
         self.consuming = asyncio.Event()
         self._changed = asyncio.Event()
+        # Shutting down: renew what is held, claim nothing.
+        self.draining = False
+        # A partition that ended in an error or stalled is not claimed again before this time,
+        # and the delay doubles each time in a row (no restart storm).
+        self._retry_at: dict[int, float] = {}
+        self._retry_delay: dict[int, float] = {}
 
     @property
     def partitions(self) -> list[int]:
@@ -139,9 +148,11 @@ class Worker:
                 balance.result()  # the balance loop only ends by raising: show why
         finally:
             log.info("stopping: finishing batches in flight")
+            # Leases stay renewed while the partitions finish, so nobody fences the drain.
+            self.draining = True
+            await self._stop_all()
             balance.cancel()
             await asyncio.gather(balance, return_exceptions=True)
-            await self._stop_all()
             with contextlib.suppress(*NATS_ERRORS):
                 async with asyncio.timeout(5):
                     await keeper.leave()
@@ -159,6 +170,12 @@ class Worker:
             raise IngestError(
                 f"stream {DETECTIONS_STREAM} or key-value bucket {LEASE_BUCKET} not found: run `utopia migrate`"
             ) from exc
+        ttl = (await kv.status()).ttl
+        if ttl is None or abs(ttl - self.settings.ingest.lease_s) > 1e-3:
+            raise IngestError(
+                f"key-value bucket {LEASE_BUCKET} has a TTL of {ttl} s but ingest.lease_s is "
+                f"{self.settings.ingest.lease_s}: every worker needs the lease time `utopia migrate` set up"
+            )
         transform = info.config.subject_transform
         wanted = subject_transform_destination(self.settings.streams.partitions)
         if transform is None or transform.dest != wanted:
@@ -216,18 +233,47 @@ class Worker:
             else:
                 log.warning("partition lease lost; stopping it", extra={"partition": partition})
                 running.stop.set()
+        if self.draining:
+            return
         view = await keeper.view()
+        others = view.workers - {self.worker_id}
+        if others:
+            self._hand_on_stalled()
         total = self.settings.streams.partitions
-        share = math.ceil(total / max(len(view.workers | {self.worker_id}), 1))
+        share = math.ceil(total / (len(others) + 1))
         active = [p for p, r in self.running.items() if not r.stop.is_set()]
         for partition in sorted(active, reverse=True)[: max(len(active) - share, 0)]:
             log.info("giving a partition back to balance the workers", extra={"partition": partition})
             self.running[partition].stop.set()
-        free = [p for p in range(total) if p not in view.taken and p not in self.running]
+        now = time.monotonic()
+        free = [
+            p
+            for p in range(total)
+            if p not in view.taken and p not in self.running and self._retry_at.get(p, 0.0) <= now
+        ]
         random.shuffle(free)  # workers starting together try different partitions first
         for partition in free[: max(share - len(active), 0)]:
             if await keeper.claim(partition):
                 self._start(partition, js, nc, flavour)
+
+    def _hand_on_stalled(self) -> None:
+        """A partition that made no progress for long (its database writes fail from this host,
+        say) goes to another worker, which may fare better."""
+        stall_s = max(2 * self.settings.ingest.ack_wait_s, 3 * self.settings.ingest.lease_s)
+        for partition, running in self.running.items():
+            stalled_for = time.monotonic() - running.runner.progressed_at
+            if stalled_for > stall_s and not running.stop.is_set():
+                log.warning(
+                    "partition stalled; handing it to another worker",
+                    extra={"partition": partition, "stalled_s": round(stalled_for, 1)},
+                )
+                running.stalled = True
+                running.stop.set()
+
+    def _back_off(self, partition: int) -> None:
+        delay = min(self._retry_delay.get(partition, self.settings.ingest.lease_s / 3) * 2, _MAX_RETRY_DELAY_S)
+        self._retry_delay[partition] = delay
+        self._retry_at[partition] = time.monotonic() + delay
 
     async def _reap(self, keeper: LeaseKeeper) -> list[int]:
         """Partitions whose runner has finished: their leases go back, the reason is logged."""
@@ -241,8 +287,13 @@ class Worker:
             elif exc is not None:
                 log.error("partition stopped by an error", extra={"partition": partition, "error": repr(exc)})
                 self.metrics.partition_stops.labels("error").inc()
+                self._back_off(partition)
+            elif self.running[partition].stalled:
+                self.metrics.partition_stops.labels("stalled").inc()
+                self._back_off(partition)
             else:
                 self.metrics.partition_stops.labels("handed").inc()
+                self._retry_delay.pop(partition, None)
             await keeper.release(partition)
         return finished
 
@@ -276,7 +327,16 @@ class Worker:
     async def _stop_all(self) -> None:
         for running in self.running.values():
             running.stop.set()
-        await asyncio.gather(*(r.task for r in self.running.values()), return_exceptions=True)
+        tasks = [r.task for r in self.running.values()]
+        if not tasks:
+            return
+        # Each partition finishes within ack_wait_s and hands back the rest; this only bounds a bug.
+        _, stuck = await asyncio.wait(tasks, timeout=self.settings.ingest.ack_wait_s + 30)
+        if stuck:
+            log.error("partitions did not stop in time", extra={"partitions": sorted(self._partition_of(stuck))})
+
+    def _partition_of(self, tasks: set[asyncio.Task[None]]) -> list[int]:
+        return [p for p, r in self.running.items() if r.task in tasks]
 
     # -- process-wide chores ------------------------------------------------------------------------
 
