@@ -12,17 +12,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from typing import NoReturn
 
 import nats
 import nats.errors
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     print(f"check: {message}", file=sys.stderr)
     sys.exit(1)
 
@@ -102,7 +104,12 @@ def fifo_events(root: str, port: int, fifo: str, location: int, count: int = 25)
         )
         for n in range(count)
     ]
-    with open(fifo, "w") as pipe:  # the agent holds it open: this does not block
+    try:  # non-blocking: with no agent reading, this fails at once instead of hanging
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        fail(f"cannot write into {fifo} (is the site's agent running?): {exc}")
+    with os.fdopen(fd, "w") as pipe:
+        os.set_blocking(fd, True)
         pipe.write("\n".join(lines) + "\n")
     query = (
         "SELECT count(*) FROM utopia.detections"
