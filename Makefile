@@ -62,12 +62,13 @@ fmt: ## format Python and Rust
 	$(VENV)/bin/ruff check --fix .
 	cargo fmt
 
-bench: build ## benchmarks: core vs reference, storage write path vs COPY, edge agent, end to end (utopia bench)
+bench: build ## benchmarks: core vs reference, storage write path vs COPY, edge agent, end to end, 1 vs 2 workers (utopia bench)
 	$(PY) -m utopia.benchmarks.core
 	$(PY) benchmarks/storage_bench.py
 	$(PY) benchmarks/edge_bench.py
 	$(PY) benchmarks/api_bench.py
 	$(VENV)/bin/utopia bench
+	$(VENV)/bin/utopia bench --scale-out
 
 demo: build ## run the system on this machine with embedded defaults
 	$(VENV)/bin/utopia demo
