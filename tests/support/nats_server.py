@@ -3,12 +3,9 @@ the DETECTIONS stream the way the tests need."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from pathlib import Path
-from types import TracebackType
 
-from utopia.embedded.nats import NatsServer, NatsServerError, free_port, nats_server_binary
+from utopia.embedded.nats import NatsCluster, NatsServer, NatsServerError, free_port, nats_server_binary
 from utopia_edge.contract import DETECTIONS_STREAM, DETECTIONS_SUBJECTS
 
 __all__ = [
@@ -65,71 +62,3 @@ async def read_stream(
         return out
     finally:
         await nc.close()
-
-
-class NatsCluster:
-    """Three (or `size`) nats-server processes with JetStream, routed to each other on loopback.
-
-    Nodes can be stopped, killed and restarted one by one; `url` lists them all, as clients of a
-    cluster are configured.
-    """
-
-    def __init__(self, root: Path, size: int = 3) -> None:
-        cluster_ports = [free_port() for _ in range(size)]
-        routes = ",".join(f"nats://127.0.0.1:{p}" for p in cluster_ports)
-        self.nodes = [
-            NatsServer(
-                root / f"n{index}",
-                extra_args=(
-                    "--server_name", f"n{index}",
-                    "--cluster_name", "utopia-test",
-                    "--cluster", f"nats://127.0.0.1:{cluster_ports[index]}",
-                    "--routes", routes,
-                ),
-            )
-            for index in range(size)
-        ]  # fmt: skip
-
-    @property
-    def url(self) -> str:
-        return ",".join(node.url for node in self.nodes)
-
-    def start(self) -> NatsCluster:
-        """Starts every node; await `wait_for_jetstream` before creating streams."""
-        try:
-            for node in self.nodes:
-                node.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    async def wait_for_jetstream(self, within_s: float = 30.0) -> None:
-        """Until the JetStream meta group has a leader (streams can be created)."""
-        import nats  # noqa: PLC0415
-
-        deadline = time.monotonic() + within_s
-        while True:
-            try:
-                nc = await nats.connect(servers=self.url.split(","), connect_timeout=1, max_reconnect_attempts=1)
-                try:
-                    await nc.jetstream().account_info()
-                    return
-                finally:
-                    await nc.close()
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.2)
-
-    def close(self) -> None:
-        for node in self.nodes:
-            node.close()
-
-    def __enter__(self) -> NatsCluster:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()

@@ -31,7 +31,7 @@ import nats
 
 from utopia import config
 from utopia.benchmarks.core import MSGPACK
-from utopia.embedded.nats import NatsServer, free_port
+from utopia.embedded.nats import NatsCluster
 from utopia.embedded.postgres import PostgresServer
 from utopia.ingest.provisioning import provision
 from utopia.ingest.status import partition_status
@@ -81,49 +81,6 @@ def site_messages(events: int, seed: int = 5) -> list[tuple[str, bytes]]:
             )
         out.append((f"utopia.detections.{location}", msgspec.msgpack.encode(rows)))
     return out
-
-
-class Cluster:
-    """1 or 3 nats-server processes on loopback (routes between them when 3)."""
-
-    def __init__(self, root: Path, nodes: int) -> None:
-        ports = [free_port() for _ in range(nodes)]
-        routes = ",".join(f"nats://127.0.0.1:{p}" for p in ports)
-        self.servers = [
-            NatsServer(
-                root / f"n{i}",
-                extra_args=()
-                if nodes == 1
-                else ("--server_name", f"n{i}", "--cluster_name", "bench", "--cluster",
-                      f"nats://127.0.0.1:{ports[i]}", "--routes", routes),
-            )
-            for i in range(nodes)
-        ]  # fmt: skip
-
-    @property
-    def url(self) -> str:
-        return ",".join(s.url for s in self.servers)
-
-    async def __aenter__(self) -> Cluster:
-        for server in self.servers:
-            server.start()
-        deadline = time.monotonic() + 30
-        while True:  # until JetStream (the meta leader, in a cluster) answers
-            try:
-                nc = await nats.connect(servers=self.url.split(","), max_reconnect_attempts=1)
-                try:
-                    await nc.jetstream().account_info()
-                    return self
-                finally:
-                    await nc.close()
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.2)
-
-    async def __aexit__(self, *exc: object) -> None:
-        for server in self.servers:
-            server.close()
 
 
 async def publish_backlog(url: str, messages: list[tuple[str, bytes]]) -> None:
@@ -186,7 +143,8 @@ async def one_layout(
     layout: Layout, pg: PostgresServer, messages: list[tuple[str, bytes]], root: Path
 ) -> dict[str, Any]:
     db = pg.create_database(f"scale_{layout.nodes}_{layout.workers}", template="scale_template")
-    async with Cluster(root / f"nats-{layout.nodes}-{layout.workers}", layout.nodes) as cluster:
+    with NatsCluster(root / f"nats-{layout.nodes}-{layout.workers}", layout.nodes, name="bench") as cluster:
+        await cluster.wait_for_jetstream()
         overrides = {
             "nats.url": cluster.url, "database.url": db, "streams.partitions": PARTITIONS,
             "streams.replicas": layout.nodes, "ingest.lease_s": 5.0,
@@ -214,7 +172,7 @@ async def one_layout(
             started = time.perf_counter()
             cpu_before = [cpu_seconds(w.pid) for w in workers]
             postmaster = int((pg.data_dir / "postmaster.pid").read_text().split()[0])
-            servers = [n.pid for n in cluster.servers if n.pid is not None]
+            servers = [n.pid for n in cluster.nodes if n.pid is not None]
             pg_before = tree_cpu_seconds(postmaster)
             nats_before = sum(cpu_seconds(pid) for pid in servers)
             busy_before = machine_busy_seconds()
