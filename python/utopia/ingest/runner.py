@@ -249,7 +249,7 @@ class PartitionRunner:
 
     async def _heartbeat(self) -> None:
         interval = max(self.settings.ingest.ack_wait_s / 3, 0.5)
-        while True:
+        while not self.stopping.is_set():
             await asyncio.sleep(interval)
             for item in list(self.in_flight):
                 if time.monotonic() - item.fetched_at < interval:

@@ -102,6 +102,7 @@ class Worker:
         # Set once the worker takes part in the partition balance; before that a stop may just cancel.
         self.consuming = asyncio.Event()
         self._changed = asyncio.Event()
+        self._closing = asyncio.Event()
         # Shutting down: renew what is held, claim nothing.
         self.draining = False
         # A partition that ended in an error or stalled is not claimed again before this time,
@@ -151,14 +152,16 @@ class Worker:
             # Leases stay renewed while the partitions finish, so nobody fences the drain.
             self.draining = True
             await self._stop_all()
-            balance.cancel()
-            await asyncio.gather(balance, return_exceptions=True)
+            # A flag, not only cancellation: a NATS request in flight can swallow a cancel, and
+            # every loop here checks it.
+            self._closing.set()
+            self._changed.set()
+            await _end(balance)
             with contextlib.suppress(*NATS_ERRORS):
                 async with asyncio.timeout(5):
                     await keeper.leave()
             for task in helpers:
-                task.cancel()
-            await asyncio.gather(*helpers, return_exceptions=True)
+                await _end(task)
             await self._close(nc, server)
 
     async def _check_provisioned(self, js: Any) -> Any:
@@ -210,7 +213,7 @@ class Worker:
 
     async def _balance(self, keeper: LeaseKeeper, js: Any, nc: Any, flavour: Flavour) -> None:
         interval = self.settings.ingest.lease_s / 3
-        while True:
+        while not self._closing.is_set():
             try:
                 await self._balance_once(keeper, js, nc, flavour)
             except NATS_ERRORS as exc:
@@ -345,13 +348,13 @@ class Worker:
 
     async def _upkeep(self, flavour: Flavour) -> None:
         """Partitions ahead, rollup folding and a location reload, every maintenance interval."""
-        while True:
+        while not self._closing.is_set():
             await self._wait_or_reload(self.settings.ingest.maintenance_interval_s)
             try:
                 conn = await asyncpg.connect(self.settings.database.url, timeout=10)
             except (*TRANSIENT_DB_ERRORS, asyncpg.PostgresError) as exc:
                 log.warning("upkeep skipped: database unavailable", extra={"error": repr(exc)})
-                await asyncio.sleep(self.settings.ingest.retry_max_s)
+                await self._pause(self.settings.ingest.retry_max_s)
                 continue
             only_reload = self.reload_locations.is_set()
             self.reload_locations.clear()
@@ -373,28 +376,34 @@ class Worker:
     async def _wait_or_reload(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
-                await self.reload_locations.wait()
+                await _first(self.reload_locations, self._closing)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleeps, or returns at once when the worker is closing."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._closing.wait()
 
     async def _listen_for_locations(self) -> None:
         """`utopia locations load` notifies after its commit; reload then, not at the next upkeep."""
-        while True:
+        while not self._closing.is_set():
             try:
                 conn = await asyncpg.connect(self.settings.database.url, timeout=10)
             except (*TRANSIENT_DB_ERRORS, asyncpg.PostgresError):
-                await asyncio.sleep(self.settings.ingest.retry_max_s)
+                await self._pause(self.settings.ingest.retry_max_s)
                 continue
             lost = asyncio.Event()
             conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
             await conn.add_listener(NOTIFY_CHANNEL, lambda *_args: self.reload_locations.set())
             try:
-                await lost.wait()
+                await _first(lost, self._closing)
             finally:
                 conn.terminate()
             # A notification may have been missed while disconnected.
             self.reload_locations.set()
 
     async def _watch_lag(self, js: Any) -> None:
-        while True:
+        while not self._closing.is_set():
             for partition in list(self.running):
                 with contextlib.suppress(*NATS_ERRORS):
                     name = consumer_name(self.settings.ingest.consumer, partition)
@@ -405,4 +414,22 @@ class Worker:
             stats = [core.stats() for core in self._cores()]
             self.metrics.seen_ids.set(sum(s[0] for s in stats))
             self.metrics.seen_bytes.set(sum(s[1] for s in stats))
-            await asyncio.sleep(2.0)
+            await self._pause(2.0)
+
+
+async def _first(*events: asyncio.Event) -> None:
+    """Until any of `events` is set."""
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+
+
+async def _end(task: asyncio.Task[None], within_s: float = 10.0) -> None:
+    """Cancels `task` and waits a bounded time: its loop also ends on the closing flag."""
+    task.cancel()
+    _, stuck = await asyncio.wait([task], timeout=within_s)
+    if stuck:
+        log.error("task did not stop", extra={"task": task.get_name()})
