@@ -183,12 +183,13 @@ class IngestProcess:
         self.env = settings_env(settings)
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
+        self.run_offset = 0
 
     def start(self) -> None:
-        self.starts += 1
         command = [sys.executable, "-m", "utopia.cli", "ingest"]
         with open(self.log_path, "ab") as log:
+            # Where this run's log starts: an earlier run killed before it was ready logged nothing.
+            self.run_offset = log.tell()
             self.proc = subprocess.Popen(command, env=self.env, stderr=log, stdout=subprocess.DEVNULL)
 
     def kill(self) -> None:
@@ -200,7 +201,7 @@ class IngestProcess:
         """Until this run has logged that it is consuming (its signal handlers are in place)."""
         assert self.proc is not None
         deadline = time.monotonic() + within_s
-        while self.stderr(tail=None).count('"msg": "ingesting"') < self.starts:
+        while '"msg": "ingesting"' not in self.stderr(tail=None)[self.run_offset :]:
             assert self.proc.poll() is None, self.stderr()
             assert time.monotonic() < deadline, "ingest did not start"
             time.sleep(0.05)
