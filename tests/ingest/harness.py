@@ -139,6 +139,28 @@ async def publish_paced(url: str, messages: list[Message], seconds: float) -> No
         await nc.close()
 
 
+async def wait_for_owners(
+    url: str, workers: set[str], *, consumer: str = "ingest", within_s: float = 60.0
+) -> dict[int, str | None]:
+    """Until the partitions are shared out evenly among `workers`; partition -> owner. Rides out a
+    NATS node that is down (the url may list several servers)."""
+    deadline = time.monotonic() + within_s
+    owners: dict[int, str | None] = {}
+    while True:
+        with contextlib.suppress(nats.errors.Error, TimeoutError):
+            nc = await nats.connect(servers=url.split(","), max_reconnect_attempts=2)
+            try:
+                owners = {s.partition: s.owner for s in await partition_status(nc.jetstream(), consumer)}
+            finally:
+                await nc.close()
+        held = list(owners.values())
+        counts = [held.count(w) for w in workers]
+        if owners and set(held) == workers and max(counts) - min(counts) <= 1:
+            return owners
+        assert time.monotonic() < deadline, f"partitions not shared out among {workers}: {owners}"
+        await asyncio.sleep(0.2)
+
+
 async def stored_rows(db_url: str) -> list[Row]:
     conn = await asyncpg.connect(db_url)
     try:

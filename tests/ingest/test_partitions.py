@@ -4,10 +4,8 @@ the partitions out between them, and dedup holds when a partition changes hands.
 from __future__ import annotations
 
 import asyncio
-import time
 
 import asyncpg
-import nats
 import pytest
 
 from tests.ingest.conftest import LOCATIONS, provisioned
@@ -18,13 +16,13 @@ from tests.ingest.harness import (
     make_settings,
     publish,
     stored_rows,
+    wait_for_owners,
     wait_until_consumed,
     worker_task,
 )
 from tests.ingest.traffic import site_stream
 from tests.support.nats_server import NatsServer, read_stream
 from utopia.ingest.partitions import partition_of, published_subject
-from utopia.ingest.status import partition_status
 from utopia.ingest.worker import IngestError, Worker
 from utopia.storage.writer import claim_consumer
 
@@ -54,26 +52,6 @@ async def test_a_worker_refuses_settings_that_disagree_with_the_stream(nats_serv
         await worker.run(asyncio.Event())
 
 
-async def _owners(url: str) -> dict[int, str | None]:
-    nc = await nats.connect(servers=url.split(","))
-    try:
-        return {s.partition: s.owner for s in await partition_status(nc.jetstream(), "ingest")}
-    finally:
-        await nc.close()
-
-
-async def _wait_for_owners(url: str, workers: set[str], *, within_s: float = 30.0) -> dict[int, str | None]:
-    """Until the partitions are shared out evenly among `workers`."""
-    deadline = time.monotonic() + within_s
-    while True:
-        owners = await _owners(url)
-        counts = [list(owners.values()).count(w) for w in workers]
-        if None not in owners.values() and set(owners.values()) == workers and max(counts) - min(counts) <= 1:
-            return owners
-        assert time.monotonic() < deadline, f"partitions not shared out: {owners}"
-        await asyncio.sleep(0.2)
-
-
 async def test_dedup_holds_when_partitions_change_hands(nats_server: NatsServer, db_url: str) -> None:
     """Worker a works all four partitions, then b joins and takes two over; copies of detections
     that a stored come in afterwards, to b's partitions too, with other item names and timestamps
@@ -92,12 +70,12 @@ async def test_dedup_holds_when_partitions_change_hands(nats_server: NatsServer,
         nats_server.url, db_url, **{"streams.partitions": 4, "ingest.lease_s": 2.0, "ingest.worker_id": "b"}
     )
     async with worker_task(a_settings) as a:
-        await _wait_for_owners(settings.nats.url, {"a"})
+        await wait_for_owners(settings.nats.url, {"a"})
         await publish(settings.nats.url, first)
         await wait_until_consumed(settings.nats.url)
         assert a.partitions == [0, 1, 2, 3]
         async with worker_task(b_settings) as b:
-            owners = await _wait_for_owners(settings.nats.url, {"a", "b"})
+            owners = await wait_for_owners(settings.nats.url, {"a", "b"})
             assert sorted(owners.values()).count("b") == 2
             assert len(a.partitions) == len(b.partitions) == 2
             await publish(settings.nats.url, second)
@@ -118,7 +96,7 @@ async def test_a_fenced_out_worker_hands_its_batch_back_and_nothing_doubles(
     )
     messages = site_stream(120, 200, locations=4, seed=41, duplicate_rate=0.1)
     async with worker_task(settings) as worker:
-        await _wait_for_owners(settings.nats.url, {"a"})
+        await wait_for_owners(settings.nats.url, {"a"})
         await publish(settings.nats.url, messages[:60])
         await wait_until_consumed(settings.nats.url)
         conn = await asyncpg.connect(db_url)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
 from pathlib import Path
 
 import nats
@@ -21,38 +20,17 @@ from tests.ingest.harness import (
     make_settings,
     publish_paced,
     stored_rows,
+    wait_for_owners,
     wait_until_consumed,
 )
 from tests.ingest.traffic import site_stream
 from tests.support.nats_server import NatsCluster, NatsServer
 from utopia.config import Settings
-from utopia.ingest.status import PartitionStatus, partition_status
 from utopia_edge.contract import DETECTIONS_STREAM
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 CLUSTER: dict[str, object] = {"streams.partitions": 4, "streams.replicas": 3, "ingest.lease_s": 3.0}
-
-
-async def _statuses(url: str) -> list[PartitionStatus]:
-    nc = await nats.connect(servers=url.split(","), max_reconnect_attempts=2)
-    try:
-        return await partition_status(nc.jetstream(), "ingest")
-    finally:
-        await nc.close()
-
-
-async def _wait_for_owners(url: str, workers: set[str], *, within_s: float = 60.0) -> list[PartitionStatus]:
-    deadline = time.monotonic() + within_s
-    while True:
-        try:
-            statuses = await _statuses(url)
-        except (nats.errors.Error, TimeoutError):
-            statuses = []
-        if statuses and {s.owner for s in statuses} == workers:
-            return statuses
-        assert time.monotonic() < deadline, f"partitions not owned by {workers}: {statuses}"
-        await asyncio.sleep(0.3)
 
 
 async def _stream_leader(url: str) -> str:
@@ -82,7 +60,7 @@ async def test_node_loss_and_worker_kill_on_a_cluster_store_every_event_once(tmp
             worker.start()
         for worker in workers:
             worker.wait_ready()
-        await _wait_for_owners(cluster.url, {"w1", "w2"})
+        await wait_for_owners(cluster.url, {"w1", "w2"})
 
         publisher = asyncio.create_task(publish_paced(cluster.url, messages, seconds=20))
         await asyncio.sleep(5)
@@ -97,8 +75,8 @@ async def test_node_loss_and_worker_kill_on_a_cluster_store_every_event_once(tmp
         await publisher
 
         survivors = ",".join(n.url for n in cluster.nodes if n is not node)
-        statuses = await _wait_for_owners(survivors, {"w2"})
-        assert [s.partition for s in statuses] == [0, 1, 2, 3]
+        owners = await wait_for_owners(survivors, {"w2"})
+        assert sorted(owners) == [0, 1, 2, 3]
         await wait_until_consumed(survivors, within_s=180)
         assert workers[1].terminate() == 0, workers[1].stderr()
         # w2 claimed its own two partitions, then w1's two after the kill.
@@ -126,7 +104,7 @@ async def test_a_paused_worker_is_fenced_out_and_every_event_is_stored_once(tmp_
             worker.start()
         for worker in workers:
             worker.wait_ready()
-        await _wait_for_owners(server.url, {"w1", "w2"})
+        await wait_for_owners(server.url, {"w1", "w2"})
         paused = workers[0].proc
         assert paused is not None
 
@@ -134,12 +112,12 @@ async def test_a_paused_worker_is_fenced_out_and_every_event_is_stored_once(tmp_
         await asyncio.sleep(3)
         os.kill(paused.pid, signal.SIGSTOP)
         try:
-            await _wait_for_owners(server.url, {"w2"})  # its leases lapsed; w2 holds all four
+            await wait_for_owners(server.url, {"w2"})  # its leases lapsed; w2 holds all four
             await asyncio.sleep(2)
         finally:
             os.kill(paused.pid, signal.SIGCONT)
         await publisher
-        await _wait_for_owners(server.url, {"w1", "w2"})  # and shares them out again
+        await wait_for_owners(server.url, {"w1", "w2"})  # and shares them out again
         await wait_until_consumed(server.url, within_s=120)
         for worker in workers:
             assert worker.terminate() == 0, worker.stderr()
